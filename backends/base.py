@@ -1,0 +1,93 @@
+"""The backend contract: what every framework plug-in implements.
+
+Only NumPy arrays and plain JSON cross this boundary. Parameters use the canonical
+names ``dense_<i>/kernel`` with shape (fan_in, fan_out) and ``dense_<i>/bias`` with
+shape (fan_out,); each backend converts to its own layout. A backend uses its
+framework's own layers, autograd, loss and optimizer, passes every hyperparameter of
+the spec explicitly, and never shuffles, initializes weights or reports running means.
+
+Worker side: standard library and NumPy only here; a backend module imports its
+framework inside :meth:`Backend.load`, so listing backends never imports a framework.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from suite.spec import Spec
+
+Params = dict[str, np.ndarray]
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+class Trainer(abc.ABC):
+    """One model, built from the suite's initial parameters, with its optimizer.
+
+    ``x`` is an array of shape (batch, input_dim) in the run's dtype. ``y`` is the target:
+    shape (batch, units) in the run's dtype for mse, mae, huber, binary and categorical
+    cross-entropy, or shape (batch,) int64 class indices for sparse categorical
+    cross-entropy.
+    """
+
+    @abc.abstractmethod
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        """The batch's mean loss (with L2 penalties) and its gradients; no update."""
+
+    @abc.abstractmethod
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One optimizer update on the batch; returns that batch's own loss before it."""
+
+    @abc.abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs of shape (batch, units), output activation applied (probabilities)."""
+
+    @abc.abstractmethod
+    def get_params(self) -> Params:
+        """Current parameters under canonical names and layout, as NumPy arrays."""
+
+    @abc.abstractmethod
+    def time_steps(self, batches: Sequence[Batch], n: int) -> list[float]:
+        """Run ``n`` training steps in the framework's fastest idiomatic loop.
+
+        Cycles through ``batches`` (converted to the framework's own form before any
+        clock starts) and returns each step's wall time in seconds, measured after the
+        device has finished (synchronize on a GPU). The first entry includes any trace
+        or compile.
+        """
+
+
+class Backend(abc.ABC):
+    """A framework plug-in. Construction is cheap; :meth:`load` imports the framework."""
+
+    name: str = ""
+    #: distributions whose versions are reported and whose absence makes it unavailable
+    requires: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def load(self, threads: int) -> None:
+        """Import the framework and pin its intra-op thread count to ``threads``."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Framework name -> version, for run.json (call after :meth:`load`)."""
+
+    def supports(self, feature: str) -> bool | str:
+        """True, or the reason this backend cannot run ``feature`` (``kind:name``).
+
+        Features come from :meth:`suite.spec.Spec.features` plus ``device:<name>``.
+        """
+        return True
+
+    @abc.abstractmethod
+    def build(self, spec: Spec, params: Params, dtype: str, device: str) -> Trainer:
+        """A trainer whose model holds exactly ``params`` (cast to ``dtype``)."""
+
+
+def dense_names(n_layers: int) -> list[str]:
+    """Canonical parameter names in layer order: kernel then bias for each layer."""
+    return [f"dense_{i}/{part}" for i in range(n_layers) for part in ("kernel", "bias")]

@@ -1,0 +1,33 @@
+"""fnn-suite: one feed-forward network spec, trained by several frameworks, compared.
+
+Importing ``suite`` stays light (standard library and NumPy) because worker processes,
+which may run in another environment, import it too; the harness side (pandas, plots)
+loads on first use of ``suite.compare``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Sequential": "suite.api",
+    "Dense": "suite.api",
+    "optimizers": "suite.api",
+    "regularizers": "suite.api",
+    "compare": "suite.api",
+    "Run": "suite.results",
+    "load_spec": "suite.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'suite' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

@@ -1,0 +1,397 @@
+"""The network spec: parse, validate and normalize it.
+
+A spec comes from a TOML file, a built-in name or the Python API (``suite.api``); all
+three go through :func:`from_dict` and end as the same frozen :class:`Spec`, whose
+:meth:`Spec.to_dict` is the normalized form saved in run.json and sent to workers.
+Worker side: standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from suite import catalogue
+from suite.errors import SpecError
+
+
+@dataclass(frozen=True)
+class Component:
+    """A named part with every hyperparameter explicit (activation, loss, optimizer)."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+@dataclass(frozen=True)
+class Layer:
+    units: int
+    activation: Component
+    kernel_initializer: str = "glorot_uniform"
+    bias_initializer: str = "zeros"
+    kernel_l2: float = 0.0  # Keras L2 regularizer: loss += kernel_l2 * sum(kernel**2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "activation": self.activation.to_dict(),
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": {"l2": self.kernel_l2} if self.kernel_l2 else None,
+        }
+
+
+@dataclass(frozen=True)
+class Training:
+    batch_size: int = 32
+    epochs: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+    shuffle: bool = True
+    max_steps: int | None = None  # stop after this many steps in all (None: every batch)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    name: str = "blobs"  # a built-in dataset or a file path
+    target: str | None = None  # the target column of a CSV or Parquet file
+    standardize: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    input_dim: int
+    layers: tuple[Layer, ...]
+    loss: Component
+    optimizer: Component
+    training: Training = Training()
+    data: DataSource = DataSource()
+
+    @property
+    def output_activation(self) -> str:
+        return self.layers[-1].activation.name
+
+    @property
+    def fused_output(self) -> bool:
+        """True when the output activation is folded into a from-logits loss."""
+        return self.loss.name in catalogue.FUSED_OUTPUT
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.input_dim] + [layer.units for layer in self.layers]
+
+    def features(self) -> list[str]:
+        """Every feature this spec uses, as ``kind:name`` strings for ``supports()``."""
+        found = [f"activation:{layer.activation.name}" for layer in self.layers]
+        found += [f"initializer:{layer.kernel_initializer}" for layer in self.layers]
+        found += [f"initializer:{layer.bias_initializer}" for layer in self.layers]
+        if any(layer.kernel_l2 for layer in self.layers):
+            found.append("regularizer:l2")
+        found += [f"loss:{self.loss.name}", f"optimizer:{self.optimizer.name}"]
+        found.append(f"dtype:{self.training.dtype}")
+        return list(dict.fromkeys(found))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input_dim": self.input_dim,
+            "layers": [layer.to_dict() for layer in self.layers],
+            "loss": self.loss.to_dict(),
+            "optimizer": self.optimizer.to_dict(),
+            "training": dataclasses.asdict(self.training),
+            "data": dataclasses.asdict(self.data),
+        }
+
+    def with_training(self, **changes: Any) -> Spec:
+        """A copy with training values replaced (None leaves a value as it is)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        raw = self.to_dict()
+        raw["training"].update(given)
+        return from_dict(raw, source="command line")
+
+    def with_data(self, **changes: Any) -> Spec:
+        given = {k: v for k, v in changes.items() if v is not None}
+        raw = self.to_dict()
+        raw["data"].update(given)
+        return from_dict(raw, source="command line")
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load(source: str | Path) -> Spec:
+    """A spec from a built-in name or a TOML file path."""
+    text = str(source)
+    if text in builtin_names():
+        return builtin(text)
+    path = Path(text)
+    if path.suffix != ".toml" and not path.exists():
+        raise SpecError(
+            f"no built-in spec or file named {text!r}",
+            hint=f"built-in specs: {', '.join(builtin_names())}; or give a path to a .toml file",
+        )
+    return load_toml(path)
+
+
+def load_toml(path: Path) -> Spec:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file not found", where=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the file ({exc})", where=str(path)) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"malformed TOML: {exc}", where=str(path)) from None
+    raw.setdefault("name", Path(path).stem)
+    return from_dict(raw, source=str(path), text=text)
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("suite") / "builtin_specs"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def builtin(name: str) -> Spec:
+    folder = resources.files("suite") / "builtin_specs"
+    text = (folder / f"{name}.toml").read_text(encoding="utf-8")
+    return from_dict(tomllib.loads(text), source=f"built-in spec {name}", text=text)
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+class _Reader:
+    """Reads fields of a raw dict and raises a SpecError that says where."""
+
+    def __init__(self, source: str, text: str | None):
+        self.source = source
+        self.text = text
+
+    def where(self, path: tuple[str | int, ...]) -> str:
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        line = _locate(self.text, path) if self.text else None
+        at = f", line {line}" if line else ""
+        return f"{self.source}{at}: {dotted}" if dotted else self.source
+
+    def fail(self, path: tuple[str | int, ...], message: str, hint: str | None = None):
+        raise SpecError(message, where=self.where(path), hint=hint)
+
+    def number(self, value: Any, path, *, integer: bool = False, minimum: float | None = None,
+               positive: bool = False) -> Any:
+        kind = "an integer" if integer else "a number"
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
+            self.fail(path, f"expected {kind}. Received: {value!r}")
+        if positive and value <= 0:
+            self.fail(path, f"expected a positive {kind[3:] if integer else 'number'}. "
+                            f"Received: {value!r}")
+        if minimum is not None and value < minimum:
+            self.fail(path, f"expected {kind} >= {minimum}. Received: {value!r}")
+        return value if integer else float(value)
+
+    def name(self, value: Any, choices, path, what: str) -> str:
+        if not isinstance(value, str):
+            self.fail(path, f"expected the name of {what} (a string). Received: {value!r}")
+        key = catalogue.ALIASES.get(value.lower(), value.lower())
+        if key not in choices:
+            close = difflib.get_close_matches(key, list(choices), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else None
+            known = ", ".join(choices)
+            self.fail(path, f"unknown {what} {value!r}; expected one of: {known}", hint)
+        return key
+
+    def component(self, raw: Any, registry: dict, path, what: str) -> Component:
+        if isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, dict) or "name" not in raw:
+            self.fail(path, f"expected {what} as a name or a table with 'name'. Received: {raw!r}")
+        name = self.name(raw["name"], registry, path + ("name",), what)
+        defaults = registry[name]
+        params = {}
+        for key, value in raw.items():
+            if key == "name":
+                continue
+            if key not in defaults:
+                allowed = ", ".join(defaults) or "none"
+                self.fail(path + (key,), f"{name} has no hyperparameter {key!r}; "
+                                         f"it takes: {allowed}")
+        for key, default in defaults.items():
+            value = raw.get(key, default)
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    self.fail(path + (key,), f"expected true or false. Received: {value!r}")
+            else:
+                value = self.number(value, path + (key,), minimum=0.0)
+            params[key] = value
+        return Component(name, params)
+
+
+def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None) -> Spec:
+    """Validate a raw spec (parsed TOML or the Python API's dict) into a normalized Spec."""
+    r = _Reader(source, text)
+    if not isinstance(raw, dict):
+        r.fail((), f"expected a table of spec fields. Received: {type(raw).__name__}")
+    known = {"name", "input_dim", "layers", "loss", "optimizer", "training", "data"}
+    for key in raw:
+        if key not in known:
+            r.fail((key,), f"unknown field {key!r}; expected: {', '.join(sorted(known))}")
+    for key in ("input_dim", "layers", "loss", "optimizer"):
+        if key not in raw:
+            r.fail((), f"missing field {key!r}")
+    name = raw.get("name", "spec")
+    if not isinstance(name, str) or not name.strip():
+        r.fail(("name",), f"expected a non-empty string. Received: {name!r}")
+    input_dim = r.number(raw["input_dim"], ("input_dim",), integer=True, minimum=1)
+    if not isinstance(raw["layers"], list) or not raw["layers"]:
+        r.fail(("layers",), "expected at least one layer ([[layers]] tables)")
+    layers = tuple(_layer(r, item, i) for i, item in enumerate(raw["layers"]))
+    loss = r.component(raw["loss"], catalogue.LOSSES, ("loss",), "loss")
+    optimizer = r.component(raw["optimizer"], catalogue.OPTIMIZERS, ("optimizer",), "optimizer")
+    if optimizer.params["learning_rate"] <= 0:
+        r.fail(("optimizer", "learning_rate"), "expected a positive number. "
+               f"Received: {optimizer.params['learning_rate']!r}")
+    _check_output(r, layers, loss)
+    training = _training(r, raw.get("training", {}))
+    data = _data(r, raw.get("data", {}))
+    return Spec(name.strip(), input_dim, layers, loss, optimizer, training, data)
+
+
+def _layer(r: _Reader, raw: Any, i: int) -> Layer:
+    path: tuple[str | int, ...] = ("layers", i)
+    if not isinstance(raw, dict):
+        r.fail(path, f"expected a table with 'units'. Received: {raw!r}")
+    known = {"units", "activation", "kernel_initializer", "bias_initializer",
+             "kernel_regularizer", "type"}
+    for key in raw:
+        if key not in known:
+            r.fail(path + (key,), f"unknown layer field {key!r}; expected: "
+                                  f"{', '.join(sorted(known))}")
+    if raw.get("type", "Dense") not in ("Dense", "dense"):
+        r.fail(path + ("type",), f"only Dense layers are supported. Received: {raw['type']!r}")
+    if "units" not in raw:
+        r.fail(path, "missing field 'units'")
+    units = r.number(raw["units"], path + ("units",), integer=True)
+    if units < 1:
+        r.fail(path + ("units",), f"expected a positive integer. Received: units={units}")
+    activation = r.component(raw.get("activation", "linear"), catalogue.ACTIVATIONS,
+                             path + ("activation",), "activation")
+    inits = {}
+    for key, default in (("kernel_initializer", "glorot_uniform"),
+                         ("bias_initializer", "zeros")):
+        inits[key] = r.name(raw.get(key, default), catalogue.INITIALIZERS, path + (key,),
+                            "initializer")
+    return Layer(units, activation, inits["kernel_initializer"], inits["bias_initializer"],
+                 _l2(r, raw.get("kernel_regularizer"), path + ("kernel_regularizer",)))
+
+
+def _l2(r: _Reader, raw: Any, path) -> float:
+    if raw is None:
+        return 0.0
+    if raw == "l2":
+        return 0.01  # Keras's default L2 factor
+    if not isinstance(raw, dict) or set(raw) != {"l2"}:
+        r.fail(path, f"expected 'l2' or a table {{ l2 = <factor> }}. Received: {raw!r}")
+    return r.number(raw["l2"], path + ("l2",), minimum=0.0)
+
+
+def _check_output(r: _Reader, layers: tuple[Layer, ...], loss: Component) -> None:
+    for i, layer in enumerate(layers[:-1]):
+        if layer.activation.name == "softmax":
+            r.fail(("layers", i, "activation"), "softmax is only allowed on the output layer")
+    out = layers[-1]
+    path = ("layers", len(layers) - 1, "activation")
+    needed = catalogue.FUSED_OUTPUT.get(loss.name)
+    if needed and out.activation.name != needed:
+        r.fail(path, f"loss {loss.name} needs a {needed} output layer (fused into the loss, "
+                     f"from logits). Received: {out.activation.name}",
+               hint=f"set activation = \"{needed}\" on the last layer")
+    if out.activation.name == "softmax" and needed != "softmax":
+        r.fail(path, f"a softmax output needs categorical or sparse categorical cross-entropy. "
+                     f"Received loss: {loss.name}")
+    if needed == "softmax" and out.units < 2:
+        r.fail(("layers", len(layers) - 1, "units"),
+               f"{loss.name} needs at least 2 output units. Received: units={out.units}")
+
+
+def _training(r: _Reader, raw: Any) -> Training:
+    if not isinstance(raw, dict):
+        r.fail(("training",), f"expected a table. Received: {raw!r}")
+    defaults = dataclasses.asdict(Training())
+    for key in raw:
+        if key not in defaults:
+            r.fail(("training", key), f"unknown training field {key!r}; expected: "
+                                      f"{', '.join(defaults)}")
+    values = {**defaults, **raw}
+    path = ("training",)
+    for key in ("batch_size", "epochs"):
+        values[key] = r.number(values[key], path + (key,), integer=True)
+        if values[key] < 1:
+            r.fail(path + (key,), f"expected a positive integer. Received: {key}={values[key]}")
+    values["seed"] = r.number(values["seed"], path + ("seed",), integer=True, minimum=0)
+    if values["max_steps"] is not None:
+        values["max_steps"] = r.number(values["max_steps"], path + ("max_steps",),
+                                       integer=True, positive=True)
+    values["dtype"] = r.name(values["dtype"], catalogue.DTYPES, path + ("dtype",), "dtype")
+    if not isinstance(values["shuffle"], bool):
+        r.fail(path + ("shuffle",), f"expected true or false. Received: {values['shuffle']!r}")
+    return Training(**values)
+
+
+def _data(r: _Reader, raw: Any) -> DataSource:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        r.fail(("data",), f"expected a table with 'name'. Received: {raw!r}")
+    defaults = dataclasses.asdict(DataSource())
+    for key in raw:
+        if key not in defaults:
+            r.fail(("data", key), f"unknown data field {key!r}; expected: {', '.join(defaults)}")
+    values = {**defaults, **raw}
+    if not isinstance(values["name"], str) or not values["name"]:
+        r.fail(("data", "name"), f"expected a dataset name or file path. "
+                                 f"Received: {values['name']!r}")
+    if values["target"] is not None and not isinstance(values["target"], str):
+        r.fail(("data", "target"), f"expected a column name. Received: {values['target']!r}")
+    if not isinstance(values["standardize"], bool):
+        r.fail(("data", "standardize"), f"expected true or false. "
+                                        f"Received: {values['standardize']!r}")
+    return DataSource(**values)
+
+
+def _locate(text: str, path: tuple[str | int, ...]) -> int | None:
+    """The 1-based line of a field in TOML text, for error messages (best effort)."""
+    if not path:
+        return None
+    table = path[0] if len(path) > 1 else None
+    index = path[1] if len(path) > 2 and isinstance(path[1], int) else None
+    key = next((p for p in reversed(path) if isinstance(p, str)), None)
+    if table is None:
+        key = path[0]
+    current, count, header_line = None, -1, None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            header = stripped.strip("[]").strip()
+            current = header
+            if stripped.startswith("[[") and header == table:
+                count += 1
+            if header == table and (index is None or count == index):
+                header_line = number
+            continue
+        in_table = (current is None and table is None) or (
+            current == table and (index is None or count == index))
+        if in_table and key and stripped.split("=")[0].strip() == key:
+            return number
+    return header_line
