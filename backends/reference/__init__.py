@@ -1,0 +1,49 @@
+"""The hand-written NumPy reference: the published formulas, backpropagation by hand.
+
+Modules: :mod:`activations` and :mod:`losses` (registries of small pure functions),
+:mod:`layers` (one module per layer kind: forward caches, backward returns the delta for
+the layer below), :mod:`model` (a Sequential of those), :mod:`optimizers` (a registry of
+update rules) and :mod:`backend` (the plug-in, ``NumpyBackend``).
+
+Where a framework's native formula differs from the published one, the reference can
+reproduce it as a named *convention* (the ledger in ``suite.ledger`` says which
+framework uses which), so that the suite can tell a known difference from a failure.
+Worker side: standard library and NumPy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: convention key -> its values, the default (the published formula) first
+CONVENTIONS: dict[str, tuple[str, ...]] = {
+    # Keras: p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps) ("epsilon hat")
+    "adam_epsilon": ("paper", "keras"),
+    # Keras: denominator sqrt(v + eps); with momentum m = mom*m + lr*g/denom, p -= m
+    "rmsprop_epsilon": ("outside_sqrt", "inside_sqrt"),
+    # Keras: p -= lr * g / sqrt(acc + eps)
+    "adagrad_epsilon": ("outside_sqrt", "inside_sqrt"),
+    # torch Softplus(beta=1, threshold=20): z itself (gradient 1) where z > 20
+    "softplus": ("exact", "torch_threshold"),
+    # Keras: v = mu*v - lr*g; p += v (nesterov: p += mu*v - lr*g)
+    "sgd_momentum": ("torch", "keras"),
+}
+
+
+def resolve_conventions(given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every convention key with its value: the given ones, the defaults for the rest.
+
+    Raises
+    ------
+    ValueError
+        For an unknown key or value.
+    """
+    given = dict(given or {})
+    for key, value in given.items():
+        if key not in CONVENTIONS:
+            raise ValueError(f"unknown reference convention {key!r}; expected one of: "
+                             f"{', '.join(CONVENTIONS)}")
+        if value not in CONVENTIONS[key]:
+            raise ValueError(f"unknown value for convention {key!r}; expected one of: "
+                             f"{', '.join(CONVENTIONS[key])}. Received: {value!r}")
+    return {key: given.get(key, values[0]) for key, values in CONVENTIONS.items()}

@@ -1,0 +1,236 @@
+"""The ``suite`` command: parse, dispatch, show progress and tables. No logic of its own."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from suite import catalogue, registry
+from suite.errors import UserError
+
+app = typer.Typer(
+    help="Train one feed-forward network spec in several frameworks and compare them "
+         "step by step against a NumPy reference.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console()
+errors = Console(stderr=True)
+
+DEFAULT_SPEC = "digits-mlp"
+VERDICT_STYLE = {"pass": "green", "known difference": "blue", "unsupported": "dim",
+                 "fail": "bold red", "error": "bold magenta"}
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+@app.command()
+def compare(
+    spec: Annotated[str, typer.Argument(
+        help="A built-in spec name (see `suite specs`) or a .toml spec file.")] = DEFAULT_SPEC,
+    backends: Annotated[str | None, typer.Option(
+        "--backends", "-b", help="Comma-separated backend names or package.module:Class "
+        "plug-ins. Default: every installed backend.")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="A built-in dataset name or a CSV, Parquet or NPZ file (overrides the spec).")]
+    = None,
+    target: Annotated[str | None, typer.Option(
+        help="The target column of a CSV or Parquet file.")] = None,
+    standardize: Annotated[bool | None, typer.Option(
+        "--standardize/--no-standardize", help="Standardize features (overrides the spec).")]
+    = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (overrides the spec).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (overrides the spec).")]
+    = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed of the initial parameters and batch order.")] = None,
+    dtype: Annotated[Dtype | None, typer.Option(help="Floating-point type.")] = None,
+    shuffle: Annotated[bool | None, typer.Option(
+        "--shuffle/--no-shuffle", help="Shuffle the rows each epoch (overrides the spec).")]
+    = None,
+    max_steps: Annotated[int | None, typer.Option(
+        help="Stop after this many steps in all.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Intra-op threads for every backend. Default: every core.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds each backend may take.")] = 600.0,
+    timing: Annotated[bool, typer.Option(
+        "--timing/--no-timing", help="Run the separate timing run.")] = True,
+    timing_steps: Annotated[int, typer.Option(help="Timed steps after warm-up.")] = 50,
+    out: Annotated[Path | None, typer.Option(
+        help="The run directory. Default: reports/<timestamp>-<spec name>.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it holds a run.")] = False,
+) -> None:
+    """Train SPEC with every backend from the same start on the same batches; compare."""
+    from suite import harness
+    from suite import spec as specs
+
+    loaded = specs.load(spec)
+    loaded = loaded.with_training(epochs=epochs, batch_size=batch_size, seed=seed,
+                                  dtype=dtype.value if dtype else None, shuffle=shuffle,
+                                  max_steps=max_steps)
+    loaded = loaded.with_data(name=data, target=target, standardize=standardize)
+    names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
+    _check_positive(threads=threads, timing_steps=timing_steps)
+    if timeout <= 0:
+        raise UserError(f"expected a positive number of seconds. Received: --timeout {timeout}")
+    options = harness.Options(backends=names, threads=threads, timeout_s=timeout,
+                              timing=timing, timing_steps=timing_steps, out=out, force=force)
+    console.print(f"[bold]{loaded.name}[/]: {_describe_net(loaded)}")
+    with _progress() as progress:
+        run_dir = harness.run(loaded, options, on_event=_progress_handler(progress))
+    _print_summary(run_dir)
+
+
+@app.command("backends")
+def list_backends() -> None:
+    """List backends: installed or not, framework versions, and why one is unavailable."""
+    table = Table(title="Backends")
+    for column in ("backend", "available", "versions", "plug-in", "reason"):
+        table.add_column(column)
+    for info in registry.all_backends():
+        versions = ", ".join(f"{k} {v}" for k, v in info.versions.items())
+        table.add_row(info.name, "[green]yes[/]" if info.available else "[red]no[/]",
+                      versions, info.target, info.reason or "")
+    console.print(table)
+
+
+@app.command()
+def specs() -> None:
+    """List the built-in specs, datasets, and every name a spec may use."""
+    from suite import datasets
+    from suite import spec as spec_module
+
+    table = Table(title="Built-in specs")
+    for column in ("name", "network", "loss", "optimizer", "data"):
+        table.add_column(column)
+    for name in spec_module.builtin_names():
+        s = spec_module.builtin(name)
+        table.add_row(name, _describe_net(s), s.loss.name, s.optimizer.name, s.data.name)
+    console.print(table)
+    console.print("[bold]datasets:[/] " + ", ".join(datasets.names()))
+    for title, names in (("activations", catalogue.ACTIVATIONS), ("losses", catalogue.LOSSES),
+                         ("optimizers", catalogue.OPTIMIZERS),
+                         ("initializers", catalogue.INITIALIZERS)):
+        console.print(f"[bold]{title}:[/] " + ", ".join(names))
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="A run directory, e.g. reports/latest.")],
+) -> None:
+    """Rebuild the tables and re-render report.md and report.html of a finished run."""
+    from suite import harness
+
+    harness.rerender(run)
+    _print_summary(run)
+
+
+def _check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"expected a positive integer. Received: {flag} {value}")
+
+
+def _describe_net(spec) -> str:
+    layers = " → ".join(f"{layer.units} {layer.activation.name}" for layer in spec.layers)
+    return f"{spec.input_dim} → {layers}"
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.fields[backend]:<22}"), BarColumn(),
+                    MofNCompleteColumn(), TextColumn("{task.description}"),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _progress_handler(progress: Progress):
+    tasks: dict[str, int] = {}
+
+    def handle(name: str, event: dict) -> None:
+        phase = event.get("phase")
+        if phase == "start":
+            label = f"{name} ({event['role']})" if event.get("role") != "backend" else name
+            tasks[name] = progress.add_task("starting", backend=label, total=None)
+        elif phase in ("timing", "lockstep") and name in tasks:
+            progress.update(tasks[name], description=phase, completed=event.get("step", 0),
+                            total=event.get("total"))
+        elif phase == "done" and name in tasks:
+            status = event.get("status")
+            style = "green" if status == "ok" else "red"
+            text = f"[{style}]{status}[/]" + (f": {event['reason']}" if event.get("reason")
+                                               else "")
+            total = progress.tasks[tasks[name]].total or 1
+            progress.update(tasks[name], description=text, completed=total, total=total)
+
+    return handle
+
+
+def _print_summary(run_dir: Path) -> None:
+    import pandas as pd
+
+    summary = pd.read_csv(run_dir / "summary.csv")
+    if not summary.empty:
+        table = Table(title="Verdicts against the NumPy reference")
+        checks = list(dict.fromkeys(summary.check))
+        table.add_column("backend")
+        for check in checks:
+            table.add_column(check)
+        for backend, rows in summary.groupby("backend", sort=False):
+            cells = []
+            for check in checks:
+                verdict = rows[rows.check == check].verdict.iloc[0]
+                cells.append(f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")
+            table.add_row(backend, *cells)
+        console.print(table)
+        problems = summary[summary.verdict.isin(["fail", "error"])]
+        for _, row in problems.drop_duplicates("backend").iterrows():
+            console.print(f"  [red]{row.backend}[/] {row.check}: {row.reason}")
+    timing_file = run_dir / "timing.csv"
+    timing = pd.read_csv(timing_file) if timing_file.stat().st_size > 1 else pd.DataFrame()
+    if not timing.empty and "step_ms_median" in timing:
+        table = Table(title=f"Timing ({int(timing.threads.iloc[0])} threads)")
+        for column in ("backend", "import s", "build s", "first step s", "step ms (median)",
+                       "IQR ms", "samples/s"):
+            table.add_column(column, justify="right")
+        for _, row in timing.iterrows():
+            table.add_row(row.backend, *(_fmt(row[c]) for c in (
+                "import_s", "build_s", "first_step_s", "step_ms_median", "step_ms_iqr",
+                "samples_per_s")))
+        console.print(table)
+    console.print(f"report: [bold]{run_dir / 'report.html'}[/] (and report.md)")
+
+
+def _fmt(value) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number != number:  # NaN: not measured
+        return "–"
+    return f"{number:,.0f}" if number >= 100 else f"{number:.3g}"
+
+
+def main() -> None:
+    """Console entry point: a user's mistake is one line on stderr and exit code 2."""
+    try:
+        app()
+    except UserError as exc:
+        # soft_wrap: one line however narrow the terminal; no markup: messages hold [brackets]
+        errors.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        errors.print("interrupted: finished backends are kept in the run directory")
+        sys.exit(130)

@@ -1,0 +1,92 @@
+"""Finding backends: the ``fnn_suite.backends`` entry-point group, or ``package.module:Class``.
+
+Built-in backends register through the same entry points as third-party plug-ins.
+Listing backends never imports a framework: availability is read from installed
+distributions. Worker side: standard library only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+import importlib.util
+from dataclasses import dataclass
+
+from suite.errors import UserError
+
+GROUP = "fnn_suite.backends"
+REFERENCE = "numpy"
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    target: str  # "package.module:Class"
+    available: bool
+    reason: str | None  # why it is unavailable
+    versions: dict[str, str]
+
+
+def entry_points() -> dict[str, str]:
+    """Registered backend name -> ``module:Class`` target."""
+    found = {ep.name: ep.value for ep in metadata.entry_points(group=GROUP)}
+    # The reference comes first; the rest in name order.
+    return dict(sorted(found.items(), key=lambda item: (item[0] != REFERENCE, item[0])))
+
+
+def import_target(target: str) -> type:
+    module_name, _, attr = target.partition(":")
+    if not attr:
+        raise UserError(f"expected a backend as package.module:Class. Received: {target!r}")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr)
+
+
+def is_target(name: str) -> bool:
+    return ":" in name
+
+
+def resolve(name: str) -> str:
+    """The ``module:Class`` target of a backend name or module path."""
+    if is_target(name):
+        return name
+    targets = entry_points()
+    if name not in targets:
+        known = ", ".join(targets) or "none"
+        raise UserError(f"unknown backend {name!r}; available: {known}",
+                        hint="or give a plug-in as package.module:Class")
+    return targets[name]
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def describe(name: str) -> BackendInfo:
+    """Whether a backend can run here, without importing its framework."""
+    target = resolve(name)
+    try:
+        cls = import_target(target)
+    except Exception as exc:  # a broken plug-in must not stop the suite
+        return BackendInfo(name, target, False, f"cannot import {target}: {exc}", {})
+    versions: dict[str, str] = {}
+    missing = []
+    for distribution in getattr(cls, "requires", ()):
+        version = _version(distribution)
+        if version is None:
+            missing.append(distribution)
+        else:
+            versions[distribution] = version
+    if missing:
+        extra = name if name in ("torch", "keras") else "all"
+        reason = (f"not installed: {', '.join(missing)} "
+                  f"(pip install 'fnn-suite[{extra}]' -c constraints.txt)")
+        return BackendInfo(name, target, False, reason, versions)
+    return BackendInfo(name, target, True, None, versions)
+
+
+def all_backends() -> list[BackendInfo]:
+    return [describe(name) for name in entry_points()]

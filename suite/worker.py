@@ -1,0 +1,218 @@
+"""One backend in its own process: ``python -m suite.worker PLAN_DIR OUT_DIR``.
+
+Reads the plan the harness wrote (plan.json: spec and settings; plan.npz: data, batch
+order, initial parameters) and its task (OUT_DIR/task.json: which backend), runs the timing run and then the lockstep run, and
+writes its results as files: result.json, grads.npz, params.npz, outputs.npz. Progress
+goes to stdout as one JSON object a line; diagnostics go to stderr.
+
+Worker side: standard library and NumPy only, so it runs in other environments too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.base import Backend, Params, dense_names
+from suite import batches, registry
+from suite.rundir import save_npz, write_json
+from suite.spec import Spec, from_dict
+
+
+def emit(**event: Any) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def describe_exception(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def check_params(params: Params, expected: dict[str, tuple[int, ...]], what: str) -> None:
+    """Raise if a backend returned other names or shapes than the canonical ones."""
+    if set(params) != set(expected):
+        extra = sorted(set(params) - set(expected))
+        missing = sorted(set(expected) - set(params))
+        raise ValueError(f"{what}: wrong parameter names (unexpected {extra}, missing {missing})")
+    for name, shape in expected.items():
+        got = tuple(np.shape(params[name]))
+        if got != shape:
+            raise ValueError(f"{what}: {name} has shape {got}, expected {shape}")
+
+
+class Plan:
+    """The shared plan (PLAN_DIR) and this worker's task (OUT_DIR/task.json)."""
+
+    def __init__(self, folder: Path, out: Path):
+        self.meta = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+        task = json.loads((out / "task.json").read_text(encoding="utf-8"))
+        self.meta["backend"] = task["backend"]
+        self.meta["timing"]["enabled"] &= task["timing"]["enabled"]
+        arrays = np.load(folder / "plan.npz")
+        self.x = arrays["x"]
+        self.y = arrays["y"]
+        self.orders = arrays["orders"]
+        self.params = {k[len("params/"):]: arrays[k] for k in arrays.files
+                       if k.startswith("params/")}
+        self.spec: Spec = from_dict(self.meta["spec"], source="plan")
+        self.dtype: str = self.spec.training.dtype
+        self.device: str = self.meta.get("device", "cpu")
+
+    def steps(self) -> list[batches.Step]:
+        t = self.spec.training
+        return list(batches.steps(self.orders, t.batch_size, t.max_steps))
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(self.params[name].shape)
+                for name in dense_names(len(self.spec.layers))}
+
+
+def run_timing(backend: Backend, plan: Plan) -> dict[str, Any]:
+    settings = plan.meta["timing"]
+    t0 = time.perf_counter()
+    trainer = backend.build(plan.spec, plan.params, plan.dtype, plan.device)
+    build_s = time.perf_counter() - t0
+    size = plan.spec.training.batch_size
+    full = [s.rows for s in plan.steps() if len(s.rows) == size][: settings["distinct_batches"]]
+    if not full:  # fewer rows than one batch: time the partial batch
+        full = [plan.steps()[0].rows]
+    data = [(plan.x[rows], plan.y[rows]) for rows in full]
+    warmup, measured = settings["warmup"], settings["steps"]
+    emit(phase="timing", step=0, total=warmup + measured)
+    times = trainer.time_steps(data, warmup + measured)
+    if len(times) != warmup + measured:
+        raise ValueError(f"time_steps returned {len(times)} timings, expected {warmup + measured}")
+    steady = np.asarray(times[warmup:]) * 1e3
+    predict_times = []
+    for _ in range(settings.get("predict_repeats", 10)):
+        t0 = time.perf_counter()
+        trainer.predict(data[0][0])
+        predict_times.append(time.perf_counter() - t0)
+    q1, median, q3 = np.percentile(steady, [25, 50, 75])
+    return {
+        "status": "ok",
+        "build_s": build_s,
+        "first_step_s": float(times[0]),
+        "step_ms_median": float(median),
+        "step_ms_iqr": float(q3 - q1),
+        "samples_per_s": float(len(data[0][0]) / (median / 1e3)),
+        "predict_ms": float(np.median(predict_times) * 1e3),
+        "steps_timed": measured,
+        "batch_size": int(len(data[0][0])),
+        "step_ms": [float(t) for t in steady],
+    }
+
+
+def run_lockstep(backend: Backend, plan: Plan, out: Path) -> dict[str, Any]:
+    """Every step: loss and gradients (no update), then one update, then the parameters."""
+    trainer = backend.build(plan.spec, plan.params, plan.dtype, plan.device)
+    expected = plan.expected_shapes()
+    steps = plan.steps()
+    first = steps[0].rows
+    outputs = np.asarray(trainer.predict(plan.x[first]))
+    save_npz(out / "outputs.npz", {"outputs": outputs})
+    grads_out: dict[str, np.ndarray] = {}
+    params_out: dict[str, np.ndarray] = {}
+    losses, probe_losses, epochs = [], [], []
+    status, reason = "ok", None
+    every = max(1, len(steps) // 50)
+    t0 = time.perf_counter()
+    try:
+        for step in steps:
+            xb, yb = plan.x[step.rows], plan.y[step.rows]
+            probe, grads = trainer.loss_and_grads(xb, yb)
+            check_params(grads, expected, f"gradients at step {step.index}")
+            loss = float(trainer.train_step(xb, yb))
+            params = trainer.get_params()
+            check_params(params, expected, f"parameters after step {step.index}")
+            for name in expected:
+                grads_out[f"{step.index}/{name}"] = np.asarray(grads[name])
+                params_out[f"{step.index}/{name}"] = np.asarray(params[name])
+            losses.append(loss)
+            probe_losses.append(float(probe))
+            epochs.append(step.epoch)
+            bad = _first_non_finite(loss, grads, params)
+            if bad:
+                status, reason = "error", f"non-finite {bad} at step {step.index}"
+                break
+            if step.index % every == 0 or step.index == len(steps) - 1:
+                emit(phase="lockstep", step=step.index + 1, total=len(steps))
+    except Exception as exc:
+        traceback.print_exc()
+        status = "error"
+        reason = f"{describe_exception(exc)} (at step {len(losses)})"
+    seconds = time.perf_counter() - t0
+    save_npz(out / "grads.npz", grads_out)
+    save_npz(out / "params.npz", params_out)
+    return {"status": status, "reason": reason, "seconds": seconds, "losses": losses,
+            "probe_losses": probe_losses, "epochs": epochs, "steps_planned": len(steps)}
+
+
+def _first_non_finite(loss: float, grads: Params, params: Params) -> str | None:
+    if not math.isfinite(loss):
+        return "loss"
+    for what, arrays in (("gradient", grads), ("parameter", params)):
+        for name, value in arrays.items():
+            if not np.all(np.isfinite(value)):
+                return f"{what} {name}"
+    return None
+
+
+def unsupported_features(backend: Backend, plan: Plan) -> list[str]:
+    reasons = []
+    for feature in plan.spec.features() + [f"device:{plan.device}"]:
+        answer = backend.supports(feature)
+        if answer is not True:
+            reasons.append(f"{feature}: {answer}")
+    return reasons
+
+
+def run(plan_dir: Path, out: Path) -> dict[str, Any]:
+    plan = Plan(plan_dir, out)
+    info = plan.meta["backend"]
+    result: dict[str, Any] = {"backend": info["name"], "status": "ok", "reason": None}
+    t0 = time.perf_counter()
+    backend = registry.import_target(info["target"])(**info.get("options", {}))
+    backend.load(plan.meta["threads"])
+    result["import_s"] = time.perf_counter() - t0
+    result["versions"] = backend.versions()
+    missing = unsupported_features(backend, plan)
+    if missing:
+        result.update(status="unsupported", reason="; ".join(missing))
+        return result
+    if plan.meta["timing"]["enabled"]:
+        try:
+            result["timing"] = run_timing(backend, plan)
+        except Exception as exc:
+            traceback.print_exc()
+            result["timing"] = {"status": "error", "reason": describe_exception(exc)}
+    result["lockstep"] = run_lockstep(backend, plan, out)
+    if result["lockstep"]["status"] != "ok":
+        result.update(status="error", reason=result["lockstep"]["reason"])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m suite.worker PLAN_DIR OUT_DIR", file=sys.stderr)
+        return 2
+    plan_dir, out = Path(args[0]), Path(args[1])
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        result = run(plan_dir, out)
+    except Exception as exc:
+        traceback.print_exc()
+        result = {"status": "error", "reason": describe_exception(exc)}
+    write_json(out / "result.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
