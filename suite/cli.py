@@ -120,7 +120,7 @@ def specs() -> None:
         s = spec_module.builtin(name)
         table.add_row(name, _describe_net(s), s.loss.name, s.optimizer.name, s.data.name)
     console.print(table)
-    console.print("[bold]datasets:[/] " + ", ".join(datasets.names()))
+    console.print("[bold]datasets:[/] " + ", ".join(datasets.builtin_names()))
     for title, names in (("activations", catalogue.ACTIVATIONS), ("losses", catalogue.LOSSES),
                          ("optimizers", catalogue.OPTIMIZERS),
                          ("initializers", catalogue.INITIALIZERS)):

@@ -81,27 +81,32 @@ def read_file(name: str, target: str | None = None) -> Dataset:
     """A user's CSV, Parquet or NPZ file; ``target`` is the target column of a table."""
     path = Path(name)
     where = f"data file {name!r}"
-    builtins = f"built-in datasets: {', '.join(datasets.builtin_names())}"
+    builtins = _builtin_listing()
     reader = _READERS.get(path.suffix.lower())
     if not path.exists():
         if reader is None:
             close = difflib.get_close_matches(name, datasets.builtin_names(), n=1)
             guess = f"did you mean {close[0]!r}? " if close else ""
             raise DataError(f"no built-in dataset or file named {name!r}",
-                            hint=f"{guess}{builtins}; or give a .csv, .parquet or .npz file")
+                            hint=f"{guess}give a .csv, .parquet or .npz file; or use {builtins}")
         raise DataError("file not found", where=where, hint=f"check the path; or use {builtins}")
     if not path.is_file():
         raise DataError("not a file", where=where, hint=f"give a data file; or use {builtins}")
     if reader is None:
         raise DataError(f"unknown file type {path.suffix or '(no extension)'!r}; expected "
-                        f"{', '.join(_READERS)}", where=where, hint=f"or use {builtins}")
+                        f"{', '.join(_READERS)}", where=where,
+                        hint=f"convert it to CSV, Parquet or NPZ; or use {builtins}")
     return reader(path, name, target)
+
+
+def _builtin_listing() -> str:
+    return f"a built-in dataset: {', '.join(datasets.builtin_names())}"
 
 
 def _cannot_read(name: str, exc: BaseException) -> DataError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return DataError(f"cannot read the file ({reason})", where=f"data file {name!r}",
-                     hint=f"built-in datasets: {', '.join(datasets.builtin_names())}")
+                     hint=f"check its format; or use {_builtin_listing()}")
 
 
 def _read_table(path: Path, name: str, target: str | None) -> Dataset:
@@ -134,21 +139,22 @@ def _from_frame(frame, name: str, target: str | None) -> Dataset:
         raise DataError(f"no feature columns, only the target {target!r}", where=where)
     features = frame.drop(columns=[target])
     for column in features.columns:
-        _require_numeric(features[column], where, column, "encode it as numbers or drop it")
-    _require_numeric(frame[target], where, target,
+        _require_numeric(features[column], where, f"column {column!r}",
+                         "encode it as numbers or drop it")
+    _require_numeric(frame[target], where, f"target column {target!r}",
                      "encode class labels as integers 0, 1, .., k-1")
     x = features.to_numpy(dtype=np.float64, na_value=np.nan)
     return Dataset(name, name, x, _target_array(frame[target]), tuple(features.columns), target)
 
 
-def _require_numeric(series, where: str, column: str, fix: str) -> None:
+def _require_numeric(series, where: str, what: str, fix: str) -> None:
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return
     bad = series.notna() & pd.to_numeric(series, errors="coerce").isna()
     row = int(np.argmax(bad.to_numpy())) if bad.any() else 0
-    raise DataError(f"column {column!r} is not numeric (dtype {series.dtype}; row {row} "
+    raise DataError(f"{what} is not numeric (dtype {series.dtype}; row {row} "
                     f"holds {series.iloc[row]!r})", where=where, hint=fix)
 
 
@@ -165,15 +171,16 @@ def _target_array(series) -> np.ndarray:
 def _read_npz(path: Path, name: str, target: str | None) -> Dataset:
     where = f"data file {name!r}"
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):  # a single array: an .npy file named .npz
+            raise ValueError("an .npy array, not an NPZ archive")
+        with archive:
             keys = list(archive.files)
             if "x" not in keys or "y" not in keys:
                 raise DataError(f"an NPZ file needs arrays 'x' and 'y'; found: "
                                 f"{', '.join(repr(k) for k in keys) or 'none'}", where=where,
                                 hint="save it with numpy.savez(path, x=features, y=target)")
             x, y = archive["x"], archive["y"]
-    except AttributeError:  # np.load gave a single array: an .npy file named .npz
-        raise _cannot_read(name, ValueError("not an NPZ archive")) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise _cannot_read(name, exc) from None
     for key, array in (("x", x), ("y", y)):
@@ -187,7 +194,8 @@ def _read_npz(path: Path, name: str, target: str | None) -> Dataset:
         raise DataError(f"x has {len(x)} rows but y has {len(y)}", where=where,
                         hint="give one target row per feature row")
     y = y.astype(np.int64) if y.dtype.kind in "biu" else y.astype(np.float64)
-    return Dataset(name, name, x.reshape(len(x), -1).astype(np.float64), y)
+    x = x.reshape(-1, 1) if x.ndim == 1 else x
+    return Dataset(name, name, x.astype(np.float64), y)
 
 
 _READERS: dict[str, Callable[[Path, str, str | None], Dataset]] = {

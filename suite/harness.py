@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 import suite
-from suite import compare, data, ledger, registry, rundir
+from suite import comparison, data, ledger, registry, rundir
 from suite.batches import count_steps, epoch_orders
 from suite.errors import UserError
 from suite.initializers import initial_params
@@ -87,7 +87,7 @@ def plan_tasks(spec: Spec, requested: list[str] | None) -> tuple[list[Task], dic
         tasks.append(Task(name, registry.resolve(name), "backend"))
         conventions = ledger.conventions_for(spec, name)
         if conventions:
-            variants.append(Task(compare.variant_name(name), tasks[0].target, "variant",
+            variants.append(Task(comparison.variant_name(name), tasks[0].target, "variant",
                                  {"conventions": conventions}, timing=False))
     return tasks + variants, skipped
 
@@ -190,7 +190,7 @@ def write_plan(folder: Path, spec: Spec, prepared: data.Prepared, params: dict,
 def run(spec: Spec, options: Options, on_event: ProgressFn | None = None) -> Path:
     """Run every backend on ``spec`` and write the run directory; returns its path."""
     on_event = on_event or (lambda name, event: None)
-    prepared = data.load_prepared(spec)
+    prepared = data.load_for(spec)
     tasks, skipped = plan_tasks(spec, options.backends)
     threads = options.threads or os.cpu_count() or 1
     dtype = np.dtype(spec.training.dtype)
@@ -204,7 +204,7 @@ def run(spec: Spec, options: Options, on_event: ProgressFn | None = None) -> Pat
         "threads": threads, "steps": count_steps(len(prepared.x), spec.training),
         "environment": environment(),
         "backends": {t.name: {"role": t.role, "status": "pending"} for t in tasks},
-        "ledger": [], "tolerances": compare.TOLERANCES[spec.training.dtype],
+        "ledger": [], "tolerances": comparison.TOLERANCES[spec.training.dtype],
     }
     record["backends"].update(skipped)
     rundir.write_json(run_dir / "run.json", record)
@@ -254,8 +254,8 @@ def finish(run_dir: Path, record: dict[str, Any]) -> None:
     """Tables, ledger and reports from whatever finished; the run.json status last."""
     from suite import report  # plotting and templates load only when needed
 
-    tables = compare.build_tables(run_dir)
-    compare.write_tables(run_dir, tables)
+    tables = comparison.build_tables(run_dir)
+    comparison.write_tables(run_dir, tables)
     known = tables.summary[tables.summary.verdict == "known difference"]
     used: dict[str, list[str]] = {}
     for _, row in known.iterrows():

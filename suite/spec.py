@@ -371,27 +371,34 @@ def _data(r: _Reader, raw: Any) -> DataSource:
 
 
 def _locate(text: str, path: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of a field in TOML text, for error messages (best effort)."""
+    """The 1-based line of a field in TOML text, for error messages (best effort).
+
+    ``("layers", 1, "activation", "name")`` looks in the second ``[[layers]]`` table for
+    ``name =``, then ``activation =``; failing that it gives the table's header line.
+    """
     if not path:
         return None
     table = path[0] if len(path) > 1 else None
     index = path[1] if len(path) > 2 and isinstance(path[1], int) else None
-    key = next((p for p in reversed(path) if isinstance(p, str)), None)
-    if table is None:
-        key = path[0]
+    keys = [p for p in path[1:] if isinstance(p, str)][::-1] if table else [path[0]]
+    found: dict[str, int] = {}
     current, count, header_line = None, -1, None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if stripped.startswith("["):
-            header = stripped.strip("[]").strip()
-            current = header
-            if stripped.startswith("[[") and header == table:
+            current = stripped.strip("[]").strip()
+            if stripped.startswith("[[") and current == table:
                 count += 1
-            if header == table and (index is None or count == index):
+            if current == table and (index is None or count == index) and not header_line:
                 header_line = number
             continue
-        in_table = (current is None and table is None) or (
-            current == table and (index is None or count == index))
-        if in_table and key and stripped.split("=")[0].strip() == key:
-            return number
+        key = stripped.split("=")[0].strip()
+        in_table = current == table and (index is None or count == index)
+        if in_table and key in keys:
+            found.setdefault(key, number)
+        elif current is None and key == table:  # an inline value: loss = "mse"
+            found.setdefault(key, number)
+    for key in keys + [table]:
+        if key in found:
+            return found[key]
     return header_line
