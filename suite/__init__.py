@@ -19,6 +19,7 @@ _LAZY = {
     "compare": "suite.api",
     "Run": "suite.results",
     "load_spec": "suite.api",
+    "spec_from_dict": "suite.api",
 }
 
 

@@ -105,6 +105,11 @@ class Sequential:
         return spec_module.from_dict(self.to_dict(**training), source=f"Python spec {self.name}")
 
 
+def spec_from_dict(raw: dict[str, Any]) -> Spec:
+    """A Spec from a plain dict with the TOML file's structure."""
+    return spec_module.from_dict(raw, source="Python dict")
+
+
 def load_spec(source: str | Path | Sequential | Spec) -> Spec:
     """A Spec from a built-in name, a TOML path, a Sequential or a Spec."""
     if isinstance(source, Spec):

@@ -77,14 +77,15 @@ def plan_tasks(spec: Spec, requested: list[str] | None) -> tuple[list[Task], dic
                 skipped[info.name] = {"role": "backend", "status": "unavailable",
                                       "reason": info.reason}
     else:
-        names = list(dict.fromkeys(requested))
-        for name in names:
+        for name in requested:
             registry.resolve(name)  # an unknown name is the user's mistake: stop here
+        names = list(dict.fromkeys(requested))
     names = [n for n in names if n != registry.REFERENCE]
     tasks = [Task(registry.REFERENCE, registry.resolve(registry.REFERENCE), "reference")]
     variants = []
-    for name in names:
-        tasks.append(Task(name, registry.resolve(name), "backend"))
+    for backend in names:
+        name = registry.name_of(backend)
+        tasks.append(Task(name, registry.resolve(backend), "backend"))
         conventions = ledger.conventions_for(spec, name)
         if conventions:
             variants.append(Task(comparison.variant_name(name), tasks[0].target, "variant",

@@ -65,6 +65,17 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def name_of(backend: str) -> str:
+    """The display name of a backend: its own, or a plug-in class's ``name`` attribute."""
+    if not is_target(backend):
+        return backend
+    try:
+        return getattr(import_target(backend), "name", "") or backend
+    except Exception as exc:
+        raise UserError(f"cannot import backend {backend!r}: {exc}",
+                        hint="check the module path and that the package is installed") from None
+
+
 def describe(name: str) -> BackendInfo:
     """Whether a backend can run here, without importing its framework."""
     target = resolve(name)

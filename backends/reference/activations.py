@@ -49,7 +49,7 @@ _SQRT_1_PI = 0.56418958354775628695  # 1/sqrt(pi)
 def _ratio(num: tuple[float, ...], den: tuple[float, ...], t: np.ndarray) -> np.ndarray:
     """Cody's P(t)/Q(t): ``num`` keeps its leading coefficient last, ``den`` is monic."""
     top, bottom = num[-1] * t, t
-    for a, b in zip(num[:len(den) - 1], den[:-1]):
+    for a, b in zip(num[:len(den) - 1], den[:-1], strict=True):
         top = (top + a) * t
         bottom = (bottom + b) * t
     return (top + num[len(den) - 1]) / (bottom + den[-1])

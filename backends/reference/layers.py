@@ -32,7 +32,9 @@ class Dense:
     def forward(self, h: np.ndarray) -> np.ndarray:
         """h of shape (batch, fan_in) -> z of shape (batch, fan_out)."""
         self._h = h
-        return h @ self.kernel + self.bias
+        z = h @ self.kernel
+        z += self.bias  # in place on the fresh product: one array, not two
+        return z
 
     def backward(self, delta: np.ndarray, input_delta: bool = True) -> np.ndarray | None:
         """Store ``grads`` (fresh arrays) and return delta @ kernel.T (None if not asked)."""

@@ -103,7 +103,7 @@ def _own_params(spec: Spec, params: Params, dtype: np.dtype) -> Params:
     if missing:
         raise ValueError(f"missing parameters: {', '.join(missing)}")
     owned: Params = {}
-    for i, (fan_in, fan_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True)):
         for part, shape in (("kernel", (fan_in, fan_out)), ("bias", (fan_out,))):
             name = f"dense_{i}/{part}"
             value = np.array(params[name], dtype=dtype, order="C")

@@ -1,0 +1,106 @@
+"""The NumPy reference as a backend plug-in: ``NumpyBackend`` and its trainer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from backends.base import Backend, Batch, Params, Trainer
+from backends.reference import activations, losses, optimizers, resolve_conventions
+from backends.reference.model import Sequential
+
+if TYPE_CHECKING:
+    from suite.spec import Spec
+
+_DTYPES = ("float32", "float64")
+_DEVICES = ("cpu",)
+
+
+class ReferenceTrainer(Trainer):
+    """A :class:`Sequential` and its optimizer; the same code path for every method."""
+
+    def __init__(self, model: Sequential, optimizer: optimizers.Optimizer):
+        self.model = model
+        self.optimizer = optimizer
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        loss = self.model.loss(x, y)
+        return float(loss), self.model.backward()
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        loss, grads = self.loss_and_grads(x, y)
+        self.optimizer.update(self.model.params, grads)
+        return loss
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict(x)
+
+    def get_params(self) -> Params:
+        return {name: value.copy() for name, value in self.model.params.items()}
+
+    def time_steps(self, batches: Sequence[Batch], n: int) -> list[float]:
+        if not batches:
+            raise ValueError("time_steps needs at least one batch. Received: none")
+        data = [self.model.prepare(x, y) for x, y in batches]
+        times = []
+        for i in range(n):
+            x, y = data[i % len(data)]
+            start = time.perf_counter()
+            self.train_step(x, y)
+            times.append(time.perf_counter() - start)
+        return times
+
+
+class NumpyBackend(Backend):
+    """The hand-written reference; ``conventions`` select a framework's known formulas."""
+
+    name = "numpy"
+    requires = ("numpy",)
+
+    def __init__(self, conventions: Mapping[str, str] | None = None):
+        resolve_conventions(conventions)  # fail early on an unknown key or value
+        self.conventions = dict(conventions or {})
+        self.threads: int | None = None
+
+    def load(self, threads: int) -> None:
+        # Nothing to import. NumPy's BLAS reads its thread count (OMP_NUM_THREADS,
+        # OPENBLAS_NUM_THREADS, MKL_NUM_THREADS) once, when it loads: the harness sets
+        # those variables before it starts the worker process, so there is nothing to do
+        # here.
+        self.threads = threads
+
+    def versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    def supports(self, feature: str) -> bool | str:
+        kind, _, name = feature.partition(":")
+        known = {
+            "activation": activations.ACTIVATIONS,
+            "loss": losses.LOSSES,
+            "optimizer": optimizers.OPTIMIZERS,
+            "dtype": _DTYPES,
+            "device": _DEVICES,
+            "regularizer": ("l2",),
+        }
+        if kind == "initializer":
+            return True  # the suite draws the initial parameters; nothing to support
+        if kind == "device" and name not in _DEVICES:
+            return f"the NumPy reference runs on the CPU only. Received: device {name!r}"
+        if kind not in known:
+            return f"unknown feature kind {kind!r} in {feature!r}"
+        if name not in known[kind]:
+            return f"no {kind} {name!r} in the NumPy reference"
+        return True
+
+    def build(self, spec: Spec, params: Params, dtype: str, device: str) -> Trainer:
+        for feature in (f"dtype:{dtype}", f"device:{device}"):
+            answer = self.supports(feature)
+            if answer is not True:
+                raise ValueError(answer)
+        model = Sequential(spec, params, dtype, self.conventions)
+        optimizer = optimizers.get(spec.optimizer.name, spec.optimizer.params,
+                                   self.conventions)
+        return ReferenceTrainer(model, optimizer)

@@ -1,0 +1,73 @@
+"""Plug-ins that misbehave on purpose, to show a failing backend never takes others down.
+
+Each wraps the NumPy reference and breaks one thing. Loaded by module path
+(``faulty:RaisingBackend``) with this folder on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from backends.reference.backend import NumpyBackend
+
+
+class _Wrapped(NumpyBackend):
+    def build(self, spec, params, dtype, device):
+        return self.Trainer(super().build(spec, params, dtype, device))
+
+
+class _Delegate:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class RaisingBackend(_Wrapped):
+    name = "raising"
+
+    class Trainer(_Delegate):
+        def train_step(self, x, y):
+            raise RuntimeError("deliberate failure in train_step")
+
+
+class CrashingBackend(NumpyBackend):
+    name = "crashing"
+
+    def build(self, spec, params, dtype, device):
+        os._exit(3)  # the whole process dies, as a segfaulting framework would
+
+
+class HangingBackend(NumpyBackend):
+    name = "hanging"
+
+    def build(self, spec, params, dtype, device):
+        time.sleep(3600)
+
+
+class NanBackend(_Wrapped):
+    name = "nan"
+
+    class Trainer(_Delegate):
+        def loss_and_grads(self, x, y):
+            loss, grads = self.inner.loss_and_grads(x, y)
+            return loss, {k: np.full_like(v, np.nan) for k, v in grads.items()}
+
+
+class WrongNamesBackend(_Wrapped):
+    name = "wrong-names"
+
+    class Trainer(_Delegate):
+        def get_params(self):
+            return {k.replace("kernel", "weight"): v for k, v in self.inner.get_params().items()}
+
+
+class NoFloat64Backend(NumpyBackend):
+    name = "no-float64"
+
+    def supports(self, feature):
+        return "float64 is not implemented" if feature == "dtype:float64" else True
