@@ -9,6 +9,7 @@ as their first argument.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata as metadata
 import os
 import sys
 import time
@@ -83,11 +84,25 @@ OPTIMIZERS: dict[str, Callable[[Any, dict], Any]] = {
 }
 
 
+def _tensorflow_distribution() -> str:
+    """The installed TensorFlow distribution: "tensorflow" or "tensorflow-cpu".
+
+    Both install the same ``tensorflow`` package; reading metadata imports nothing.
+    """
+    for name in ("tensorflow", "tensorflow-cpu"):
+        try:
+            metadata.version(name)
+            return name
+        except metadata.PackageNotFoundError:
+            continue
+    return "tensorflow"
+
+
 class KerasBackend(Backend):
     """Keras 3 with the TensorFlow backend (compiled train function, train_on_batch)."""
 
     name = "keras"
-    requires = ("keras", "tensorflow")
+    requires = ("keras", _tensorflow_distribution())
 
     def __init__(self) -> None:
         self._keras: Any = None
@@ -101,9 +116,8 @@ class KerasBackend(Backend):
                                    "the keras backend needs KERAS_BACKEND=tensorflow (run it "
                                    "in a fresh process)")
         os.environ["KERAS_BACKEND"] = "tensorflow"
-        import tensorflow as tf
-
         import keras
+        import tensorflow as tf
 
         _set_threads(tf, threads)
         # A correctness tool: no TF32 shortcuts in float32 matrix products on a GPU.
@@ -163,7 +177,8 @@ class KerasTrainer(Trainer):
                 # (Trainer._resolve_auto_jit_compile in keras/src/trainers/trainer.py): say
                 # so explicitly on the CPU, and keep "auto"'s resolution (XLA) on a GPU.
                 jit_compile=False if device == "cpu" else "auto")
-        self.names = {id(v): name for v, name in zip(self._variables(), dense_names(len(spec.layers)))}
+        names = dense_names(len(spec.layers))
+        self.names = {id(v): name for v, name in zip(self._variables(), names, strict=True)}
 
     @contextlib.contextmanager
     def _scope(self) -> Iterator[None]:
@@ -202,7 +217,7 @@ class KerasTrainer(Trainer):
                 loss = self.model.compute_loss(x=x, y=y, y_pred=y_pred)
             variables = self.model.trainable_variables
             grads = tape.gradient(loss, variables)
-        named = {self.names[id(v)]: g.numpy().copy() for v, g in zip(variables, grads)}
+        named = {self.names[id(v)]: g.numpy().copy() for v, g in zip(variables, grads, strict=True)}
         return float(loss.numpy()), named
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -254,7 +269,7 @@ def _sequential(keras, spec: Spec, dtype: str):
 def _weights(spec: Spec, params: Params, dtype: str) -> list[np.ndarray]:
     """Canonical params in set_weights order, checked for shape (Keras layout is canonical)."""
     weights = []
-    for i, (fan_in, layer) in enumerate(zip(spec.sizes[:-1], spec.layers)):
+    for i, (fan_in, layer) in enumerate(zip(spec.sizes[:-1], spec.layers, strict=True)):
         kernel = np.asarray(params[f"dense_{i}/kernel"], dtype=dtype)
         bias = np.asarray(params[f"dense_{i}/bias"], dtype=dtype)
         if kernel.shape != (fan_in, layer.units) or bias.shape != (layer.units,):

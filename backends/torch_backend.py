@@ -106,6 +106,7 @@ class TorchBackend(Backend):
 
     def load(self, threads: int) -> None:
         import torch
+        import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~0.8 s)
 
         torch.set_num_threads(threads)
         # A correctness tool: no TF32 shortcuts in float32 matrix products on a GPU.
@@ -145,8 +146,8 @@ class TorchTrainer(Trainer):
         self.model, self.linears = _sequential(torch, spec, params, self.dtype, self.device)
         self.criterion = LOSSES[spec.loss.name](torch, spec.loss.params)
         self.sparse = spec.loss.name == "sparse_categorical_crossentropy"
-        self.l2 = [(lin, layer.kernel_l2) for lin, layer in zip(self.linears, spec.layers)
-                   if layer.kernel_l2 > 0]
+        pairs = zip(self.linears, spec.layers, strict=True)
+        self.l2 = [(lin, layer.kernel_l2) for lin, layer in pairs if layer.kernel_l2 > 0]
         opt = spec.optimizer
         self.optimizer = OPTIMIZERS[opt.name](torch, self.model.parameters(), opt.params)
 
@@ -224,7 +225,7 @@ def _sequential(torch, spec: Spec, params: Params, dtype, device):
     """nn.Sequential holding exactly ``params``; returns it and its Linear modules."""
     modules, linears = [], []
     last = len(spec.layers) - 1
-    for i, (fan_in, layer) in enumerate(zip(spec.sizes[:-1], spec.layers)):
+    for i, (fan_in, layer) in enumerate(zip(spec.sizes[:-1], spec.layers, strict=True)):
         linear = torch.nn.Linear(fan_in, layer.units, bias=True, device=device, dtype=dtype)
         kernel = np.asarray(params[f"dense_{i}/kernel"])
         bias = np.asarray(params[f"dense_{i}/bias"])

@@ -181,7 +181,9 @@ def _progress_handler(progress: Progress):
 def _print_summary(run_dir: Path) -> None:
     import pandas as pd
 
-    summary = pd.read_csv(run_dir / "summary.csv")
+    from suite.results import read_table
+
+    summary = read_table(run_dir / "summary.csv")
     if not summary.empty:
         table = Table(title="Verdicts against the NumPy reference")
         checks = list(dict.fromkeys(summary.check))
@@ -199,7 +201,7 @@ def _print_summary(run_dir: Path) -> None:
         for _, row in problems.drop_duplicates("backend").iterrows():
             console.print(f"  [red]{row.backend}[/] {row.check}: {row.reason}")
     timing_file = run_dir / "timing.csv"
-    timing = pd.read_csv(timing_file) if timing_file.stat().st_size > 1 else pd.DataFrame()
+    timing = read_table(timing_file) if timing_file.stat().st_size > 1 else pd.DataFrame()
     if not timing.empty and "step_ms_median" in timing:
         table = Table(title=f"Timing ({int(timing.threads.iloc[0])} threads)")
         for column in ("backend", "import s", "build s", "first step s", "step ms (median)",

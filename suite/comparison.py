@@ -135,7 +135,8 @@ def _verdict(check: str, rows: pd.DataFrame, info: dict, entries: list[str]) -> 
     if rows.empty or incomplete:
         reason = info.get("reason") or "no results to compare"
         return {**base, "verdict": "error", "reason": reason}
-    worst = rows.loc[rows.rel_l2_error.idxmax()]
+    # NOTE: a NaN difference is worse than any number (and never within tolerance).
+    worst = rows.loc[rows.rel_l2_error.fillna(math.inf).idxmax()]
     base.update(rel_l2_error=float(worst.rel_l2_error), tolerance=float(worst.tolerance))
     if rows.within.all():
         return {**base, "verdict": "pass"}

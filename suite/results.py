@@ -11,6 +11,11 @@ import numpy as np
 import pandas as pd
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A run's CSV table; only empty cells are missing (a backend may be named "nan")."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
 @dataclass(frozen=True)
 class Run:
     path: Path
@@ -21,7 +26,7 @@ class Run:
         return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
 
     def _csv(self, name: str) -> pd.DataFrame:
-        return pd.read_csv(self.path / f"{name}.csv")
+        return read_table(self.path / f"{name}.csv")
 
     @cached_property
     def losses(self) -> pd.DataFrame:

@@ -30,13 +30,13 @@ def test_faulty_backends_are_errors_with_reasons_and_the_others_finish(tmp_path,
                                                                        plugins_on_path):
     run = small_run(tmp_path, ["faulty:RaisingBackend", "faulty:CrashingBackend",
                                "faulty:HangingBackend", "faulty:NanBackend",
-                               "faulty:WrongNamesBackend", "torch"], timeout_s=20)
+                               "faulty:WrongNamesBackend", "torch"], timeout_s=15)
     status = {name: (b["status"], b.get("reason") or "")
               for name, b in run.info["backends"].items()}
     assert status["raising"] == ("error", "RuntimeError: deliberate failure in train_step "
                                           "(at step 0)")
     assert status["crashing"][0] == "error" and "exited with code 3" in status["crashing"][1]
-    assert status["hanging"] == ("error", "worker timed out after 20 s")
+    assert status["hanging"] == ("error", "worker timed out after 15 s")
     assert status["nan"][0] == "error" and "non-finite gradient dense_0/kernel at step 0" in (
         status["nan"][1])
     assert status["wrong-names"][0] == "error" and "wrong parameter names" in (
