@@ -19,6 +19,7 @@ compare: install
 	$(BIN)/suite compare
 
 test: install browser
+	$(BIN)/ruff check suite backends tests
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +32,7 @@ VERDICT_STYLE = {"pass": "green", "known difference": "blue", "unsupported": "di
                  "fail": "bold red", "error": "bold magenta"}
 
 
-class Dtype(str, Enum):
+class Dtype(StrEnum):
     float32 = "float32"
     float64 = "float64"
 

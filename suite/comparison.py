@@ -215,7 +215,7 @@ def _losses(loaded: dict[str, Lockstep], roles: dict[str, str]) -> pd.DataFrame:
             continue
         epochs = run.result.get("lockstep", {}).get("epochs", [])
         rows += [{"backend": name, "epoch": epoch, "step": step, "loss": loss}
-                 for step, (epoch, loss) in enumerate(zip(epochs, run.losses))]
+                 for step, (epoch, loss) in enumerate(zip(epochs, run.losses, strict=False))]
     return pd.DataFrame(rows, columns=["backend", "epoch", "step", "loss"])
 
 

@@ -66,7 +66,7 @@ def initial_params(spec: Spec) -> Params:
     """
     params: Params = {}
     seed = spec.training.seed
-    for i, (fan_in, layer) in enumerate(zip(spec.sizes[:-1], spec.layers)):
+    for i, (fan_in, layer) in enumerate(zip(spec.sizes[:-1], spec.layers, strict=True)):
         fan_out = layer.units
         kernel_rng = np.random.default_rng([seed, i, 0])
         bias_rng = np.random.default_rng([seed, i, 1])

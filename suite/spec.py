@@ -220,7 +220,7 @@ class _Reader:
         name = self.name(raw["name"], registry, path + ("name",), what)
         defaults = registry[name]
         params = {}
-        for key, value in raw.items():
+        for key in raw:
             if key == "name":
                 continue
             if key not in defaults:

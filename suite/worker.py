@@ -1,9 +1,10 @@
 """One backend in its own process: ``python -m suite.worker PLAN_DIR OUT_DIR``.
 
 Reads the plan the harness wrote (plan.json: spec and settings; plan.npz: data, batch
-order, initial parameters) and its task (OUT_DIR/task.json: which backend), runs the timing run and then the lockstep run, and
-writes its results as files: result.json, grads.npz, params.npz, outputs.npz. Progress
-goes to stdout as one JSON object a line; diagnostics go to stderr.
+order, initial parameters) and its task (OUT_DIR/task.json: which backend), runs the
+timing run and then the lockstep run, and writes its results as files: result.json,
+grads.npz, params.npz, outputs.npz. Progress goes to stdout as one JSON object a line;
+diagnostics go to stderr.
 
 Worker side: standard library and NumPy only, so it runs in other environments too.
 """
