@@ -1,0 +1,274 @@
+"""The report's figures: matplotlib (Agg, no pyplot state) rendered to inline SVG strings.
+
+Each function takes a loaded :class:`~suite.report.model.Run` and returns a :class:`Plot`,
+or None when the run has nothing to draw. Colors are fixed per backend across figures.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from suite.report.model import Run  # noqa: E402
+
+REFERENCE_COLOR = "#111827"
+PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04")
+# NOTE: a log axis cannot show 0 (exact agreement happens: identical kernels, same
+# summation order). Zeros are drawn at a floor one decade under the smallest nonzero
+# value, and never above these limits, well under each dtype's machine epsilon, so that
+# a real difference is never hidden under the floor.
+FLOOR = {"float32": 1e-12, "float64": 1e-20}
+STYLE = {
+    "svg.fonttype": "none",  # text stays text: smaller files, readable in the DOM
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e5e7eb",
+    "grid.linewidth": 0.6,
+    "axes.edgecolor": "#9ca3af",
+    "legend.frameon": False,
+}
+
+
+@dataclass(frozen=True)
+class Plot:
+    key: str  # the section's anchor, and the SVG's id
+    title: str
+    svg: str  # an <svg> element, no XML prologue, scales to its container
+    caption: str
+
+
+def colors(run: Run) -> dict[str, str]:
+    """A fixed color per backend: the reference black, the others from PALETTE."""
+    found = {run.reference: REFERENCE_COLOR}
+    for i, name in enumerate(run.compared):
+        found[name] = PALETTE[i % len(PALETTE)]
+    return found
+
+
+def to_svg(fig: Figure, key: str) -> str:
+    """The figure as an inline <svg>: ids prefixed with ``key``, no fixed size.
+
+    Several SVGs share one HTML document, so every id (and each reference to it) is
+    namespaced; a fixed hash salt keeps the output the same from run to run.
+    """
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "fnn-suite"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight",
+                    metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r'\bid="([^"]+)"', rf'id="{key}-\1"', text)
+    text = re.sub(r'(url\(#|href="#)([^")]+)', rf"\1{key}-\2", text)
+    head, rest = text.split(">", 1)
+    head = re.sub(r'\s(width|height)="[^"]*"', "", head)
+    return f'{head} id="svg-{key}" role="img" aria-label="{key}">{rest}'.strip()
+
+
+def loss_curves(run: Run) -> Plot | None:
+    losses = run.losses
+    names = [n for n in [run.reference, *run.compared] if (losses["backend"] == n).any()]
+    if not names:
+        return None
+    fig, ax = _figure(1, 7.5, 3.0)
+    for name in names:
+        mine = losses[losses["backend"] == name].sort_values("step")
+        # the reference wide and pale underneath, so agreeing backends sit on top of it
+        look = {"lw": 3.2, "alpha": 0.35, "zorder": 1} if name == run.reference else {
+            "lw": 1.4, "alpha": 0.95, "zorder": 2}
+        ax[0].plot(mine["step"], mine["loss"], color=colors(run)[name], label=name, **look)
+    _epochs(ax[0], losses)
+    ax[0].set(xlabel="step", ylabel="loss (batch mean)")
+    ax[0].legend(loc="upper right", ncol=min(len(names), 4))
+    caption = ("Training loss of every backend at every step (the batch's own loss before its "
+               "update). The reference is the wide grey-black line; lines on top of it agree; "
+               "dotted verticals mark epochs.")
+    return Plot("loss-curves", "Loss curves", to_svg(fig, "loss-curves"), caption)
+
+
+def differences(run: Run) -> Plot | None:
+    comp = run.comparison
+    if comp.empty:
+        return None
+    panels = [(title, {name: series(name) for name in [*run.compared, "tolerance"]})
+              for title, series in _difference_panels(run)]
+    found = [v.to_numpy(float) for _, lines in panels for v in lines.values() if v is not None]
+    floor = floor_for(np.concatenate(found) if found else np.array([]), run.dtype)
+    fig, axes = _figure(3, 10.5, 3.2)
+    clipped = 0
+    for ax, (title, lines) in zip(axes, panels, strict=True):
+        for name, values in lines.items():
+            if values is None or values.empty:
+                continue
+            if name == "tolerance":
+                ax.step(values.index, values.to_numpy(float), where="post", ls="--", lw=1,
+                        color="#6b7280", label="tolerance")
+                continue
+            below = int((values < floor).sum())
+            clipped += below
+            ax.plot(values.index, np.maximum(values.to_numpy(float), floor), marker=".",
+                    ms=3, lw=1.2, color=colors(run)[name], label=name)
+            if below:
+                _mark_floor(ax, floor)
+        ax.set_yscale("log")
+        ax.set(title=title, xlabel="step")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
+    caption = ("Difference against the reference per step, log scale; dashed: the tolerance "
+               "(for the loss, the relative tolerance × |reference loss|). Parameters and "
+               "gradients show the worst tensor at each step.")
+    if clipped:
+        caption += (f" {clipped} value(s) below {floor:.0e} (exact agreement included) are "
+                    f"drawn at that floor.")
+    return Plot("differences", "Difference against the reference", to_svg(fig, "differences"),
+                caption)
+
+
+def floor_for(values: np.ndarray, dtype: str) -> float:
+    """Where values too small for the log axis (zeros) are drawn; see FLOOR."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    limit = FLOOR.get(dtype, FLOOR["float32"])
+    if positive.size == 0:
+        return limit
+    return max(limit, 10.0 ** (np.floor(np.log10(positive.min())) - 1))
+
+
+def _difference_panels(run: Run) -> list[tuple[str, Callable[[str], pd.Series | None]]]:
+    comp = run.comparison
+
+    def worst(kind: str) -> Callable[[str], pd.Series | None]:
+        rows = comp[comp["kind"] == kind]
+
+        def series(name: str) -> pd.Series | None:
+            if name == "tolerance":
+                return rows.groupby("step")["tolerance"].max()
+            return rows[rows["backend"] == name].groupby("step")["rel_l2_error"].max()
+        return series
+
+    def loss(name: str) -> pd.Series | None:
+        rows = comp[comp["kind"] == "loss"]
+        if name != "tolerance":
+            return rows[rows["backend"] == name].groupby("step")["max_abs_diff"].max()
+        ref = run.losses[run.losses["backend"] == run.reference].set_index("step")["loss"]
+        tol = rows.groupby("step")["tolerance"].max()
+        return (tol * ref.reindex(tol.index).abs()).dropna()
+
+    return [("parameters: rel. L2 error", worst("param")),
+            ("gradients: rel. L2 error", worst("grad")),
+            ("loss: |difference|", loss)]
+
+
+def layer_gradients(run: Run) -> Plot | None:
+    grads = run.comparison[run.comparison["kind"] == "grad"]
+    grads = grads[grads["backend"].isin(run.compared)]
+    if grads.empty:
+        return None
+    tensors = list(dict.fromkeys(grads["tensor"]))
+    names = [n for n in run.compared if (grads["backend"] == n).any()]
+    floor = floor_for(grads["rel_l2_error"].to_numpy(float), run.dtype)
+    fig, ax = _figure(1, 7.5, 0.9 + 0.42 * len(tensors))
+    height = 0.7 / max(len(names), 1)
+    first_step = grads["step"].min()
+    for j, name in enumerate(names):
+        mine = grads[grads["backend"] == name]
+        first = mine[mine["step"] == first_step].set_index("tensor")["rel_l2_error"]
+        worst = mine.groupby("tensor")["rel_l2_error"].max()
+        y = np.arange(len(tensors)) - 0.35 + height * (j + 0.5)
+        kw = {"color": colors(run)[name], "ls": "none"}
+        ax[0].plot(np.maximum(first.reindex(tensors).to_numpy(float), floor), y, "o", ms=5,
+                   **kw)
+        ax[0].plot(np.maximum(worst.reindex(tensors).to_numpy(float), floor), y, "4", ms=10,
+                   mew=1.6, **kw)
+        ax[0].plot([], [], "s", color=kw["color"], label=name)
+    tolerances = (("step 0 tolerance", "--", grads[grads["step"] == first_step]),
+                  ("later-step tolerance", ":", grads[grads["step"] != first_step]))
+    for label, style, rows in tolerances:
+        if not rows.empty:
+            ax[0].axvline(rows["tolerance"].max(), ls=style, lw=1, color="#6b7280", label=label)
+    ax[0].plot([], [], "o", color="#374151", label="step 0")
+    ax[0].plot([], [], "4", ms=10, mew=1.6, color="#374151", label="worst step")
+    ax[0].set_xscale("log")
+    ax[0].set_yticks(range(len(tensors)), tensors)
+    ax[0].invert_yaxis()
+    ax[0].set(xlabel="relative L2 error of the gradient")
+    fig.legend(loc="outside right upper", fontsize=8)
+    caption = ("Per-tensor gradient error against the reference: dots at step 0, tri-marks "
+               "the worst over all steps.")
+    if (grads["rel_l2_error"] < floor).any():
+        caption += f" Values below {floor:.0e} (exact agreement) are drawn at that floor."
+    return Plot("layer-gradients", "Per-layer gradient difference",
+                to_svg(fig, "layer-gradients"), caption)
+
+
+def timing_bars(run: Run) -> Plot | None:
+    rows = [t for t in run.timings if t.step_ms_median is not None]
+    if not rows:
+        return None
+    fig, ax = _figure(1, 7.5, 0.8 + 0.38 * len(rows))
+    y = np.arange(len(rows))
+    medians = [t.step_ms_median for t in rows]
+    iqr = [(t.step_ms_iqr or 0.0) / 2 for t in rows]
+    ax[0].barh(y, medians, xerr=iqr, height=0.6, capsize=3, ecolor="#374151",
+               color=[colors(run).get(t.backend, "#9ca3af") for t in rows])
+    for yi, median, half in zip(y, medians, iqr, strict=True):
+        ax[0].annotate(f"{median:.3g} ms", (median + half, yi), xytext=(5, 0),
+                       textcoords="offset points", va="center", fontsize=8)
+    ax[0].set_yticks(y, [t.backend for t in rows])
+    ax[0].invert_yaxis()
+    ax[0].set_xlim(0, max(m + h for m, h in zip(medians, iqr, strict=True)) * 1.25)
+    ax[0].set_axisbelow(True)
+    ax[0].set(xlabel="median training step time (ms)")
+    ax[0].grid(axis="y", visible=False)
+    caption = ("Median time of one training step after warm-up, each backend's fastest "
+               "idiomatic loop; the error bar spans the interquartile range (centred on the "
+               "median).")
+    return Plot("timing-bars", "Step time", to_svg(fig, "timing-bars"), caption)
+
+
+PLOTS: dict[str, Callable[[Run], Plot | None]] = {
+    "loss-curves": loss_curves,
+    "differences": differences,
+    "layer-gradients": layer_gradients,
+    "timing-bars": timing_bars,
+}
+
+
+def render_all(run: Run) -> dict[str, Plot]:
+    """Every figure the run has data for, by key."""
+    with matplotlib.rc_context(STYLE):
+        found = {key: make(run) for key, make in PLOTS.items()}
+    return {key: plot for key, plot in found.items() if plot is not None}
+
+
+def _figure(panels: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, list(fig.subplots(1, panels, squeeze=False)[0])
+
+
+def _mark_floor(ax: Axes, floor: float) -> None:
+    ax.axhline(floor, color="#9ca3af", lw=0.8, ls=(0, (1, 2)), zorder=0)
+    ax.annotate("0 (exact)", (1, floor), xycoords=("axes fraction", "data"), xytext=(-3, 0),
+                textcoords="offset points", ha="right", va="center", fontsize=7,
+                color="#4b5563", zorder=5,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#d1d5db", "lw": 0.5})
+
+
+def _epochs(ax: Axes, losses: pd.DataFrame) -> None:
+    if "epoch" not in losses or losses.empty:
+        return
+    starts = losses.groupby("epoch")["step"].min().sort_index().to_numpy()[1:]
+    for step in starts:
+        ax.axvline(step - 0.5, ls=":", lw=0.8, color="#9ca3af")
