@@ -71,3 +71,19 @@ class NoFloat64Backend(NumpyBackend):
 
     def supports(self, feature):
         return "float64 is not implemented" if feature == "dtype:float64" else True
+
+
+class DriftBackend(_Wrapped):
+    """Correct until step 2, whose update nudges one bias: a fail that names that step."""
+
+    name = "drift"
+
+    class Trainer(_Delegate):
+        steps = 0
+
+        def train_step(self, x, y):
+            loss = self.inner.train_step(x, y)
+            if self.steps == 2:
+                self.inner.model.dense[-1].bias += 1e-3  # the reference's last Dense module
+            self.steps += 1
+            return loss

@@ -1,0 +1,63 @@
+"""Comparison and verdicts, on real runs of the reference and of plug-ins built on it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import suite
+from suite.comparison import TOLERANCES, rel_l2_error
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+@pytest.fixture(scope="module")
+def drift_run(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYTHONPATH", str(PLUGINS))
+    mp.syspath_prepend(str(PLUGINS))
+    try:
+        yield suite.compare("regression-mlp", backends=["faulty:DriftBackend"], max_steps=6,
+                            dtype="float64", timing=False,
+                            out=tmp_path_factory.mktemp("drift") / "run")
+    finally:
+        mp.undo()
+
+
+def test_rel_l2_error():
+    assert rel_l2_error(np.array([3.0, 4.0]), np.array([3.0, 4.0])) == 0
+    assert rel_l2_error(np.array([3.0, 5.0]), np.array([3.0, 4.0])) == pytest.approx(0.2)
+    assert rel_l2_error(np.zeros(2), np.zeros(2)) == 0
+    assert math.isinf(rel_l2_error(np.ones(2), np.zeros(2)))
+
+
+def test_tolerances_depend_on_dtype_and_on_what_is_compared():
+    for dtype in ("float32", "float64"):
+        assert TOLERANCES[dtype]["step"] < TOLERANCES[dtype]["trajectory"]
+    assert TOLERANCES["float64"]["step"] < TOLERANCES["float32"]["step"]
+
+
+def test_a_deviation_fails_naming_the_first_step_and_tensor(drift_run):
+    verdicts = drift_run.summary.set_index("check")
+    for check in ("forward", "loss", "gradients", "update"):
+        assert verdicts.loc[check, "verdict"] == "pass"
+    trajectory = verdicts.loc["trajectory"]
+    assert trajectory.verdict == "fail"
+    assert (trajectory.step, trajectory.tensor) == (2, "param dense_2/bias")
+    assert "param dense_2/bias differs by" in trajectory.reason and "at step 2" in (
+        trajectory.reason)
+
+
+def test_comparison_rows_hold_every_step_and_tensor(drift_run):
+    cmp = drift_run.comparison
+    assert set(cmp.kind) == {"output", "loss", "grad", "param"}
+    params = cmp[cmp.kind == "param"]
+    assert len(params) == 6 * 6  # 6 steps x 3 layers x (kernel, bias)
+    exact = params[params.step < 2]
+    assert (exact.rel_l2_error == 0).all()  # the same code on the same inputs: bit for bit
+    bias = params[(params.tensor == "dense_2/bias") & (params.step == 2)].iloc[0]
+    assert bias.max_abs_diff == pytest.approx(1e-3) and not bias.within
+    assert cmp.variant_rel_l2_error.isna().all()  # no ledger entry concerns this plug-in
