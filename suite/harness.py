@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ def run(spec: Spec, options: Options, on_event: ProgressFn | None = None) -> Pat
     run_dir = rundir.create(spec.name, options.root, options.out, options.force)
     record = {
         "suite_version": suite.__version__, "run": run_dir.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": "running", "spec": spec.to_dict(), "data": prepared.description,
         "seed": spec.training.seed, "dtype": spec.training.dtype, "device": options.device,
         "threads": threads, "steps": count_steps(len(prepared.x), spec.training),

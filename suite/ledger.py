@@ -25,11 +25,23 @@ class Entry:
     backend: str  # the framework's formula
     source: str
     conventions: dict[str, str] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = ()  # and only in runs of these dtypes (empty: any dtype)
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["backends"], data["features"] = list(self.backends), list(self.features)
+        for key in ("backends", "features", "dtypes"):
+            data[key] = list(getattr(self, key))
         return data
+
+    def applies(self, spec: Spec, backend: str) -> bool:
+        """True when this entry has conventions and concerns this backend and spec."""
+        return (backend in self.backends and bool(self.conventions)
+                and bool(set(spec.features()).intersection(self.features))
+                and (not self.dtypes or spec.training.dtype in self.dtypes))
+
+
+def _float32_constants() -> dict[str, str]:
+    return {"float32_constants": "tensorflow"}
 
 
 ENTRIES: tuple[Entry, ...] = (
@@ -72,6 +84,107 @@ ENTRIES: tuple[Entry, ...] = (
         backend="v = mu*v - lr*g; p += v",
         source="keras/src/optimizers/sgd.py (update_step)",
         conventions={"sgd_momentum": "keras"},
+    ),
+    # Keras on TensorFlow rounds these constants to float32 even in a float64 run:
+    # tf.cast(python_float, tf.float64) converts to a float32 tensor first
+    # (tensorflow/python/ops/math_ops.py, cast: ops.convert_to_tensor(x)), and float op
+    # attributes are 32-bit. Exact in float64 (measured): the learning rate (a variable
+    # in floatx, which the keras backend sets to the run dtype), the epsilons of Adam,
+    # RMSprop and Adagrad, RMSprop's rho and momentum, Adam's 1 - beta in its moving
+    # averages, elu's alpha, huber's delta. In float32 runs the rounding changes nothing.
+    Entry(
+        id="keras-float32-sgd-momentum",
+        title="SGD momentum rounded to float32 in float64 runs",
+        backends=("keras",),
+        features=("optimizer:sgd",),
+        reference="mu as given",
+        backend="mu = float64(float32(mu)), in the velocity and the Nesterov step",
+        source="keras/src/optimizers/sgd.py (update_step: ops.cast(self.momentum, dtype))",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
+    ),
+    Entry(
+        id="keras-float32-adam-betas",
+        title="Adam/AdamW bias corrections use beta_1, beta_2 rounded to float32 (float64 runs)",
+        backends=("keras",),
+        features=("optimizer:adam", "optimizer:adamw"),
+        reference="1 - b1^t, 1 - b2^t",
+        backend="1 - float32(b1)^t, 1 - float32(b2)^t (the moving averages use 1 - b exactly)",
+        source="keras/src/optimizers/adam.py (update_step: ops.power(ops.cast(self.beta_1, "
+               "dtype), local_step))",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
+    ),
+    Entry(
+        id="keras-float32-adamw-weight-decay",
+        title="AdamW weight decay rounded to float32 in float64 runs",
+        backends=("keras",),
+        features=("optimizer:adamw",),
+        reference="p -= lr * wd * p",
+        backend="p -= p * float32(wd) * lr",
+        source="keras/src/backend/tensorflow/optimizer.py (_apply_weight_decay: "
+               "tf.cast(self.weight_decay, dtype))",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
+    ),
+    Entry(
+        id="keras-float32-adagrad-initial-accumulator",
+        title="Adagrad's initial accumulator value rounded to float32 in float64 runs",
+        backends=("keras",),
+        features=("optimizer:adagrad",),
+        reference="acc = initial_accumulator_value + sum of g^2",
+        backend="acc = float32(initial_accumulator_value) + sum of g^2",
+        source="keras/src/initializers/constant_initializers.py (Constant: "
+               "ops.cast(self.value, dtype))",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
+    ),
+    Entry(
+        id="keras-float32-l2",
+        title="L2 kernel regularization factor rounded to float32 in float64 runs",
+        backends=("keras",),
+        features=("regularizer:l2",),
+        reference="loss += l2 * sum(kernel^2)",
+        backend="loss += float32(l2) * sum(kernel^2)",
+        source="keras/src/regularizers/regularizers.py (L2.__call__: ops.cast(self.l2, dtype))",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
+    ),
+    Entry(
+        id="keras-float32-leaky-relu",
+        title="leaky_relu's negative slope rounded to float32 in float64 runs",
+        backends=("keras",),
+        features=("activation:leaky_relu",),
+        reference="z if z > 0 else negative_slope * z",
+        backend="z if z > 0 else float32(negative_slope) * z (a 32-bit op attribute)",
+        source="keras/src/backend/tensorflow/nn.py (leaky_relu: tf.nn.leaky_relu(x, alpha=...));"
+               " the LeakyRelu op's attribute alpha: float",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
+    ),
+    Entry(
+        id="keras-float32-gelu",
+        title="gelu's 1/sqrt(2) rounded to float32 in float64 runs",
+        backends=("keras",),
+        features=("activation:gelu",),
+        reference="z * Phi(z) = 0.5 * z * erfc(-z / sqrt(2))",
+        backend="0.5 * z * erfc(-z * float32(0.7071067811865476))",
+        source="tensorflow/python/ops/nn_ops.py (gelu: math_ops.cast(0.7071067811865476, "
+               "features.dtype))",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
+    ),
+    Entry(
+        id="keras-float32-gelu-tanh",
+        title="gelu_tanh's cubic coefficient 0.044715 rounded to float32 in float64 runs",
+        backends=("keras",),
+        features=("activation:gelu_tanh",),
+        reference="0.5 * z * (1 + tanh(sqrt(2/pi) * (z + 0.044715 * z^3)))",
+        backend="0.5 * z * (1 + tanh(sqrt(2/pi) * (z + float32(0.044715) * z^3)))",
+        source="tensorflow/python/ops/nn_ops.py (gelu: math_ops.cast(0.044715, "
+               "features.dtype))",
+        conventions=_float32_constants(),
+        dtypes=("float64",),
     ),
     Entry(
         id="torch-softplus-threshold",
@@ -119,9 +232,7 @@ def by_id(entry_id: str) -> Entry:
 
 def applicable(spec: Spec, backend: str) -> list[Entry]:
     """Entries with conventions that concern this backend and this spec."""
-    used = set(spec.features())
-    return [e for e in ENTRIES
-            if backend in e.backends and e.conventions and used.intersection(e.features)]
+    return [entry for entry in ENTRIES if entry.applies(spec, backend)]
 
 
 def conventions_for(spec: Spec, backend: str) -> dict[str, str]:

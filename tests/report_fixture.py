@@ -30,7 +30,7 @@ TOLERANCES = {"step": 1e-4, "trajectory": 1e-2, "atol": 1e-6}
 TENSORS = ("dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias")
 LEDGER = {
     "id": "keras-adam-epsilon", "title": "Adam epsilon placement", "backends": ["keras"],
-    "feature": "optimizer:adam", "reference": "p -= lr * m_hat / (sqrt(v_hat) + eps)",
+    "features": ["optimizer:adam"], "reference": "p -= lr * m_hat / (sqrt(v_hat) + eps)",
     "backend": "p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)",
     "source": "keras/src/optimizers/adam.py", "applied_to": ["keras"],
 }

@@ -73,7 +73,8 @@ def test_step0_gradients_agree_to_1e10(case_run, backend):
     cmp = case_run.comparison
     grads = cmp[(cmp.backend == backend) & (cmp.kind == "grad") & (cmp.step == 0)]
     assert len(grads) == 2 * (len(case_run.info["spec"]["layers"]))
-    verdicts = case_run.summary.set_index(["backend", "check"]).verdict
-    column = ("variant_rel_l2_error" if verdicts[backend, "gradients"] == "known difference"
-              else "rel_l2_error")
-    assert grads[column].max() <= 1e-10, grads[["tensor", column]].to_string()
+    # A float64 difference the ledger explains (e.g. TensorFlow's float32-rounded gelu
+    # constant) may be within tolerance yet above 1e-10: then the variant must agree.
+    explained = grads.variant_rel_l2_error.fillna(float("inf"))
+    best = grads.rel_l2_error.where(grads.rel_l2_error <= explained, explained)
+    assert best.max() <= 1e-10, grads[["tensor", "rel_l2_error", "variant_rel_l2_error"]]

@@ -216,9 +216,15 @@ def test_activation_forward_matches_scalar_formula(name):
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
 
 
+TF32 = {"float32_constants": "tensorflow"}
+ROUNDED = ("leaky_relu", "gelu", "gelu_tanh")  # the activations TF32 replaces
+
+
 @pytest.mark.parametrize("name, conventions", [(n, {}) for n in HIDDEN_CASES]
-                         + [("softplus", {"softplus": "torch_threshold"})],
-                         ids=[*HIDDEN_CASES, "softplus-torch_threshold"])
+                         + [("softplus", {"softplus": "torch_threshold"})]
+                         + [(n, TF32) for n in ROUNDED],
+                         ids=[*HIDDEN_CASES, "softplus-torch_threshold",
+                              *(f"{n}-float32_constants" for n in ROUNDED)])
 def test_activation_derivative_elementwise(name, conventions):
     """backward(z, out, 1) against central differences over a wide range, tails included."""
     z = np.concatenate([np.linspace(-12.0, 12.0, 481), [-30.0, -19.5, 19.5, 25.0, 40.0]])
@@ -230,6 +236,35 @@ def test_activation_derivative_elementwise(name, conventions):
     h = 1e-6
     numeric = (fn.forward(z + h, **params) - fn.forward(z - h, **params)) / (2 * h)
     np.testing.assert_allclose(derivative, numeric, rtol=1e-7, atol=1e-8)
+
+
+def _tf_scalar_forward(name: str, z: float, **params) -> float:
+    """TensorFlow's formulas in float64, with its float32-rounded constants (math module)."""
+    c32 = float(np.float32(math.sqrt(0.5)))
+    k32 = float(np.float32(0.044715))
+    formulas = {
+        "leaky_relu": lambda: z if z > 0 else float(np.float32(params["negative_slope"])) * z,
+        "gelu": lambda: 0.5 * z * math.erfc(-z * c32),
+        "gelu_tanh": lambda: 0.5 * z * (1.0 + math.tanh(0.7978845608028654
+                                                         * (z + k32 * z ** 3))),
+    }
+    return formulas[name]()
+
+
+@pytest.mark.parametrize("name", ROUNDED)
+def test_float32_constants_forward_matches_tensorflow_formula(name):
+    """Under float32_constants="tensorflow", TF's formula with its float32 constants; the
+    exact activation differs from it by more than float64 rounding."""
+    z = np.linspace(-9.0, 6.0, 301)
+    params = {"negative_slope": 0.3} if name == "leaky_relu" else {}
+    got = activations.get(name, TF32).forward(z, **params)
+    want = np.array([_tf_scalar_forward(name, v, **params) for v in z])
+    # NOTE: 1 + tanh(u) cancels in gelu_tanh's left tail, in TF's formula as in ours.
+    np.testing.assert_allclose(got, want, rtol=1e-14,
+                               atol=1e-15 if name == "gelu_tanh" else 1e-300)
+    exact = activations.get(name).forward(z, **params)
+    sizable = np.abs(want) > 1e-3
+    assert np.max(np.abs(exact - want)[sizable] / np.abs(want[sizable])) > 1e-10
 
 
 def test_kink_conventions():

@@ -19,10 +19,19 @@ from suite import catalogue
 # ---------------------------------------------------------------------------- scalar rules
 # Each rule takes one element's p and g, that element's own state dict s (keys named as
 # the optimizer's state slots) and the step count t (from 1), and returns the new p.
+# ``c32`` gives a constant as the framework's formula holds it (float32_constants).
 
 
-def sgd_rule(p, g, s, t, learning_rate, momentum, nesterov, convention="torch"):
-    lr, mu = learning_rate, momentum
+def same(value):
+    return value
+
+
+def float32(value):
+    return float(np.float32(value))
+
+
+def sgd_rule(p, g, s, t, learning_rate, momentum, nesterov, convention="torch", c32=same):
+    lr, mu = learning_rate, c32(momentum)
     if mu == 0.0:
         return p - lr * g
     if convention == "keras":
@@ -35,13 +44,14 @@ def sgd_rule(p, g, s, t, learning_rate, momentum, nesterov, convention="torch"):
 
 
 def adam_rule(p, g, s, t, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=0.0,
-              convention="paper"):
-    p = p - learning_rate * weight_decay * p
+              convention="paper", c32=same):
+    p = p - learning_rate * c32(weight_decay) * p
     m = beta_1 * s.get("m", 0.0) + (1.0 - beta_1) * g
     v = beta_2 * s.get("v", 0.0) + (1.0 - beta_2) * g * g
     s["m"], s["v"] = m, v
     if amsgrad:
         v = s["v_max"] = max(s.get("v_max", 0.0), v)
+    beta_1, beta_2 = c32(beta_1), c32(beta_2)  # in the bias corrections only
     if convention == "keras":
         step = learning_rate * math.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
         return p - step * m / (math.sqrt(v) + epsilon)
@@ -51,7 +61,7 @@ def adam_rule(p, g, s, t, learning_rate, beta_1, beta_2, epsilon, amsgrad, weigh
 
 
 def rmsprop_rule(p, g, s, t, learning_rate, rho, momentum, epsilon, centered,
-                 convention="outside_sqrt"):
+                 convention="outside_sqrt", c32=same):  # Keras casts none of its constants
     v = rho * s.get("square_avg", 0.0) + (1.0 - rho) * g * g
     s["square_avg"] = v
     if centered:
@@ -71,8 +81,8 @@ def rmsprop_rule(p, g, s, t, learning_rate, rho, momentum, epsilon, centered,
 
 
 def adagrad_rule(p, g, s, t, learning_rate, initial_accumulator_value, epsilon,
-                 convention="outside_sqrt"):
-    acc = s.get("sum", initial_accumulator_value) + g * g
+                 convention="outside_sqrt", c32=same):
+    acc = s.get("sum", c32(initial_accumulator_value)) + g * g
     s["sum"] = acc
     if convention == "inside_sqrt":
         return p - learning_rate * g / math.sqrt(acc + epsilon)
@@ -97,6 +107,8 @@ HYPER = {
                 "centered": False},
     "adagrad": {"learning_rate": 0.1, "initial_accumulator_value": 0.1, "epsilon": 1e-2},
 }
+
+F32 = {"float32_constants": "tensorflow"}
 
 # id -> (optimizer, changed hyperparameters, conventions, the id of its default or None)
 CASES = {
@@ -129,7 +141,21 @@ CASES = {
                                         "rmsprop-centered-momentum"),
     "adagrad": ("adagrad", {}, {}, None),
     "adagrad-keras": ("adagrad", {}, {"adagrad_epsilon": "inside_sqrt"}, "adagrad"),
+    # TensorFlow's float32-rounded constants, alone and with each Keras formula
+    "sgd-momentum-f32": ("sgd", {"momentum": 0.9}, F32, "sgd-momentum"),
+    "sgd-nesterov-keras-f32": ("sgd", {"momentum": 0.9, "nesterov": True},
+                               {"sgd_momentum": "keras", **F32}, "sgd-nesterov-keras"),
+    "adam-f32": ("adam", {}, F32, "adam"),
+    "adam-keras-f32": ("adam", {}, {"adam_epsilon": "keras", **F32}, "adam-keras"),
+    "adamw-keras-f32": ("adamw", {}, {"adam_epsilon": "keras", **F32}, "adamw-keras"),
+    "rmsprop-centered-momentum-keras-f32": ("rmsprop", {"centered": True, "momentum": 0.7},
+                                            {"rmsprop_epsilon": "inside_sqrt", **F32},
+                                            "rmsprop-centered-momentum-keras"),
+    "adagrad-keras-f32": ("adagrad", {}, {"adagrad_epsilon": "inside_sqrt", **F32},
+                          "adagrad-keras"),
 }
+# variants that must equal their default exactly: Keras's RMSprop casts no constant
+UNCHANGED = {"rmsprop-centered-momentum-keras-f32"}
 STEPS = 4
 
 
@@ -169,7 +195,10 @@ def run_reference(case, dtype=np.float64):
 def run_scalar(case):
     """Every step's parameters from the scalar rule, element by element, and the state."""
     name, _, conventions, _ = CASES[case]
-    extra = {"convention": conventions[CONVENTION_OF[name]]} if conventions else {}
+    extra = {"convention": conventions[CONVENTION_OF[name]]} if (
+        CONVENTION_OF[name] in conventions) else {}
+    if conventions.get("float32_constants") == "tensorflow":
+        extra["c32"] = float32
     rule = RULES[name]
     params = {key: value.ravel().tolist() for key, value in start().items()}
     states = {key: [{} for _ in values] for key, values in params.items()}
@@ -238,6 +267,11 @@ def test_variant_differs_from_its_default(case):
             np.testing.assert_allclose(opt.state[key]["velocity"],
                                        -lr * base_opt.state[key]["momentum_buffer"],
                                        rtol=1e-13)
+    elif case in UNCHANGED:
+        assert gap == 0.0
+    elif case.endswith("-f32"):
+        # float32 rounding of a constant: far below 1e-6, far above float64 rounding
+        assert 1e-12 < gap < 1e-6, f"{case} vs {default}: largest difference {gap:.1e}"
     else:
         assert gap > 1e-6, f"{case} equals {default} (largest difference {gap:.1e})"
 

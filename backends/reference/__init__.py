@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 #: convention key -> its values, the default (the published formula) first
 CONVENTIONS: dict[str, tuple[str, ...]] = {
     # Keras: p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps) ("epsilon hat")
@@ -27,7 +29,23 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
     "softplus": ("exact", "torch_threshold"),
     # Keras: v = mu*v - lr*g; p += v (nesterov: p += mu*v - lr*g)
     "sgd_momentum": ("torch", "keras"),
+    # TensorFlow rounds some Python-float constants to float32 even in a float64 run:
+    # tf.cast(0.9, tf.float64) converts 0.9 to a float32 tensor first, and float op
+    # attributes (leaky_relu's alpha) are 32-bit. See float32_constant().
+    "float32_constants": ("none", "tensorflow"),
 }
+
+
+def float32_constant(value: float, conventions: Mapping[str, str]) -> float:
+    """``value`` as the framework's formula holds it (a Python float either way).
+
+    Under ``float32_constants="tensorflow"`` that is the float32 nearest to ``value``,
+    widened back exactly, as TensorFlow's tf.cast of a Python float gives it; otherwise
+    ``value`` itself. ``conventions`` must be resolved (see :func:`resolve_conventions`).
+    """
+    if conventions["float32_constants"] == "tensorflow":
+        return float(np.float32(value))
+    return float(value)
 
 
 def resolve_conventions(given: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -135,15 +135,16 @@ def _no_backward(z, out, delta, **params):
                               "cross-entropy, whose gradient is taken from the logits")
 
 
-def _gelu_tanh_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """t = tanh(sqrt(2/pi) * (z + c z^3)) and du/dz."""
+def _gelu_tanh_parts(z: np.ndarray, cubic: float = _GELU_CUBIC
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """t = tanh(sqrt(2/pi) * (z + cubic z^3)) and du/dz."""
     z2 = z * z
-    t = np.tanh(_SQRT_2_PI * (z + _GELU_CUBIC * z2 * z))
-    return t, _SQRT_2_PI * (1.0 + (3.0 * _GELU_CUBIC) * z2)
+    t = np.tanh(_SQRT_2_PI * (z + cubic * z2 * z))
+    return t, _SQRT_2_PI * (1.0 + (3.0 * cubic) * z2)
 
 
-def _gelu_tanh_backward(z, out, delta):
-    t, du = _gelu_tanh_parts(z)
+def _gelu_tanh_backward(z, out, delta, cubic: float = _GELU_CUBIC):
+    t, du = _gelu_tanh_parts(z, cubic)
     return delta * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du)
 
 
@@ -179,9 +180,41 @@ _TORCH_SOFTPLUS = Activation(
     lambda z: np.where(z > _TORCH_SOFTPLUS_THRESHOLD, z, _softplus(z)),
     lambda z, out, delta: np.where(z > _TORCH_SOFTPLUS_THRESHOLD, delta, delta * sigmoid(z)))
 
+def _f32(value: float) -> float:
+    """The float32 nearest to ``value``, as a Python float."""
+    return float(np.float32(value))
+
+
+# TensorFlow in float64 (float32_constants="tensorflow"): tf.nn.leaky_relu's alpha is a
+# 32-bit op attribute; tf.nn.gelu casts its Python-float constants through float32
+# (math_ops.cast(0.7071067811865476, dtype), math_ops.cast(0.044715, dtype)) and writes
+# the exact form as 0.5 * x * erfc(-x * c). Its 0.7978845608028654 = sqrt(2/pi) and
+# elu's alpha (alpha * res) stay exact.
+_TF_SQRT1_2 = _f32(_SQRT1_2)
+_TF_GELU_CUBIC = _f32(_GELU_CUBIC)
+
+
+def _tf_gelu_backward(z, out, delta):
+    # d/dz 0.5 z erfc(-c z) = 0.5 erfc(-c z) + z c / sqrt(pi) exp(-(c z)^2)
+    u = z * _TF_SQRT1_2
+    return delta * (0.5 * erfc(-u) + z * (_TF_SQRT1_2 * _SQRT_1_PI) * np.exp(-u * u))
+
+
+_TF_FLOAT32_CONSTANTS = {
+    "leaky_relu": Activation(
+        lambda z, negative_slope: ACTIVATIONS["leaky_relu"].forward(z, _f32(negative_slope)),
+        lambda z, out, delta, negative_slope: ACTIVATIONS["leaky_relu"].backward(
+            z, out, delta, _f32(negative_slope))),
+    "gelu": Activation(lambda z: 0.5 * z * erfc(-z * _TF_SQRT1_2), _tf_gelu_backward),
+    "gelu_tanh": Activation(
+        lambda z: 0.5 * z * (1.0 + _gelu_tanh_parts(z, _TF_GELU_CUBIC)[0]),
+        lambda z, out, delta: _gelu_tanh_backward(z, out, delta, _TF_GELU_CUBIC)),
+}
+
 #: (convention, value) -> the activations it replaces
 VARIANTS: dict[tuple[str, str], dict[str, Activation]] = {
     ("softplus", "torch_threshold"): {"softplus": _TORCH_SOFTPLUS},
+    ("float32_constants", "tensorflow"): _TF_FLOAT32_CONSTANTS,
 }
 
 

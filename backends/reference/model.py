@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.base import Params, dense_names
-from backends.reference import activations, losses
+from backends.reference import activations, float32_constant, losses, resolve_conventions
 from backends.reference.layers import Activation, Dense
 
 if TYPE_CHECKING:
@@ -40,10 +40,12 @@ class Sequential:
         self.params = _own_params(spec, params, self.dtype)
         self.dense: list[Dense] = []
         self.layers: list[Dense | Activation] = []
+        resolved = resolve_conventions(conventions)
         last = len(spec.layers) - 1
         for i, layer in enumerate(spec.layers):
-            dense = Dense(self.params[f"dense_{i}/kernel"], self.params[f"dense_{i}/bias"],
-                          layer.kernel_l2)
+            # NOTE: Keras's L2 regularizer computes ops.cast(l2, x.dtype) * sum(x**2).
+            l2 = float32_constant(layer.kernel_l2, resolved)
+            dense = Dense(self.params[f"dense_{i}/kernel"], self.params[f"dense_{i}/bias"], l2)
             self.dense.append(dense)
             self.layers.append(dense)
             if not (i == last and spec.fused_output):

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from backends.base import Params
-from backends.reference import resolve_conventions
+from backends.reference import float32_constant, resolve_conventions
 
 
 class Optimizer:
@@ -61,6 +61,7 @@ class SGD(Optimizer):
 
     def step(self, name, p, g):
         lr, mu, nesterov = (self.hyper[k] for k in self.hyperparameters)
+        mu = float32_constant(mu, self.conventions)  # Keras: ops.cast(self.momentum, dtype)
         if mu == 0.0:
             p -= lr * g
         elif self.conventions["sgd_momentum"] == "keras":
@@ -92,7 +93,10 @@ class Adam(Optimizer):
             v_max = self.slot(name, "v_max", p)
             np.maximum(v_max, v, out=v_max)
             v = v_max
-        correction_1, correction_2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
+        # NOTE: Keras casts beta_1 and beta_2 (ops.cast(self.beta_1, dtype)) for the bias
+        # corrections only; its moving averages use the Python floats 1 - beta.
+        b1_hat, b2_hat = (float32_constant(b, self.conventions) for b in (b1, b2))
+        correction_1, correction_2 = 1.0 - b1_hat ** self.t, 1.0 - b2_hat ** self.t
         if self.conventions["adam_epsilon"] == "keras":
             # NOTE: Keras folds both corrections into the step size, so its epsilon is
             # added to sqrt(v), not sqrt(v_hat): "epsilon hat" of the paper's section 2.
@@ -108,7 +112,8 @@ class AdamW(Adam):
                        "amsgrad")
 
     def step(self, name, p, g):
-        p -= (self.hyper["learning_rate"] * self.hyper["weight_decay"]) * p
+        wd = float32_constant(self.hyper["weight_decay"], self.conventions)  # Keras casts it
+        p -= (self.hyper["learning_rate"] * wd) * p
         super().step(name, p, g)
 
 
@@ -151,7 +156,9 @@ class Adagrad(Optimizer):
 
     def step(self, name, p, g):
         lr, eps = self.hyper["learning_rate"], self.hyper["epsilon"]
-        acc = self.slot(name, "sum", p, fill=self.hyper["initial_accumulator_value"])
+        # Keras fills its accumulator through initializers.Constant, which casts the value
+        initial = float32_constant(self.hyper["initial_accumulator_value"], self.conventions)
+        acc = self.slot(name, "sum", p, fill=initial)
         acc += g * g
         if self.conventions["adagrad_epsilon"] == "inside_sqrt":
             p -= lr * g / np.sqrt(acc + eps)

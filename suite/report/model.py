@@ -157,7 +157,8 @@ def _backend(name: str, raw: dict[str, Any]) -> BackendInfo:
 
 def _ledger(raw: dict[str, Any]) -> LedgerEntry:
     return LedgerEntry(
-        id=raw.get("id", "?"), title=raw.get("title", ""), feature=raw.get("feature", ""),
+        id=raw.get("id", "?"), title=raw.get("title", ""),
+        feature=", ".join(raw.get("features", ())),
         reference=raw.get("reference", ""), backend=raw.get("backend", ""),
         source=raw.get("source", ""),
         applied_to=tuple(raw.get("applied_to", raw.get("backends")) or ()))
