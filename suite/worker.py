@@ -132,9 +132,11 @@ def run_lockstep(backend: Backend, plan: Plan, out: Path) -> dict[str, Any]:
             loss = float(trainer.train_step(xb, yb))
             params = trainer.get_params()
             check_params(params, expected, f"parameters after step {step.index}")
+            # Copies: a backend may hand out views of its live tensors, which the next
+            # update would overwrite.
             for name in expected:
-                grads_out[f"{step.index}/{name}"] = np.asarray(grads[name])
-                params_out[f"{step.index}/{name}"] = np.asarray(params[name])
+                grads_out[f"{step.index}/{name}"] = np.array(grads[name], copy=True)
+                params_out[f"{step.index}/{name}"] = np.array(params[name], copy=True)
             losses.append(loss)
             probe_losses.append(float(probe))
             epochs.append(step.epoch)

@@ -61,3 +61,17 @@ def test_comparison_rows_hold_every_step_and_tensor(drift_run):
     bias = params[(params.tensor == "dense_2/bias") & (params.step == 2)].iloc[0]
     assert bias.max_abs_diff == pytest.approx(1e-3) and not bias.within
     assert cmp.variant_rel_l2_error.isna().all()  # no ledger entry concerns this plug-in
+
+
+def test_stored_parameters_are_snapshots_even_if_a_backend_hands_out_views(tmp_path):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYTHONPATH", str(PLUGINS))
+    mp.syspath_prepend(str(PLUGINS))
+    try:
+        run = suite.compare("regression-mlp", backends=["faulty:ViewsBackend"], max_steps=4,
+                            dtype="float64", timing=False, out=tmp_path / "run")
+    finally:
+        mp.undo()
+    assert set(run.summary.verdict) == {"pass"}
+    params = run.arrays("params", "views")
+    assert not np.array_equal(params["0/dense_0/kernel"], params["3/dense_0/kernel"])

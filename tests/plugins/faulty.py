@@ -87,3 +87,15 @@ class DriftBackend(_Wrapped):
                 self.inner.model.dense[-1].bias += 1e-3  # the reference's last Dense module
             self.steps += 1
             return loss
+
+
+class ViewsBackend(_Wrapped):
+    """Hands out its live parameter arrays (no copies), as a careless plug-in might."""
+
+    name = "views"
+
+    class Trainer(_Delegate):
+        def get_params(self):
+            return {f"dense_{i}/{part}": getattr(dense, part)
+                    for i, dense in enumerate(self.inner.model.dense)
+                    for part in ("kernel", "bias")}
