@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 
 from suite import ledger
 from suite.registry import REFERENCE
+from suite.rundir import atomic_write_text
 from suite.spec import from_dict
 
 # Relative L2 error limits. "step" applies to one step from identical inputs (the
@@ -237,7 +237,4 @@ def _timing(loaded: dict[str, Lockstep], roles: dict[str, str], run: dict) -> pd
 
 def write_tables(run_dir: Path, tables: Tables) -> None:
     for name in ("losses", "comparison", "summary", "timing"):
-        path = run_dir / f"{name}.csv"
-        tmp = path.with_name(path.name + ".tmp")
-        getattr(tables, name).to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        atomic_write_text(run_dir / f"{name}.csv", getattr(tables, name).to_csv(index=False))

@@ -277,5 +277,3 @@ def rerender(run_dir: Path) -> None:
     record = rundir.read_json(run_dir / "run.json")
     finish(run_dir, record)
 
-
-__all__ = ["Options", "run", "rerender", "UserError"]

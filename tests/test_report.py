@@ -30,7 +30,8 @@ from report_fixture import build_run
 
 from suite.errors import UserError
 from suite.report import html as report_html
-from suite.report import plots, render, write_atomic
+from suite.report import plots, render
+from suite.rundir import atomic_write_text as write_atomic
 
 GOLD = Path(__file__).parent / "gold"
 REGOLD = os.environ.get("FNN_SUITE_REGOLD") == "1"

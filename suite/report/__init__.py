@@ -15,11 +15,11 @@ Usage::
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-__all__ = ["render", "write_atomic"]
+from suite.rundir import atomic_write_text
+
+__all__ = ["render"]
 
 
 def render(run_dir: Path) -> tuple[Path, Path]:
@@ -36,21 +36,6 @@ def render(run_dir: Path) -> tuple[Path, Path]:
     md_text = markdown.render_markdown(report)
     html_text = html.render_html(report, plots.render_all(run))
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    write_atomic(md_path, md_text)
-    write_atomic(html_path, html_text)
+    atomic_write_text(md_path, md_text)
+    atomic_write_text(html_path, html_text)
     return md_path, html_path
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same directory."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
