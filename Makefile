@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip
 
-.PHONY: install compare test lint browser clean support-matrix envs
+.PHONY: install compare test lint browser clean support-matrix envs bench
 
 install: $(STAMP)
 
@@ -21,6 +21,31 @@ compare: install
 test: install browser envs
 	$(BIN)/ruff check suite backends tests examples
 	$(BIN)/python -m pytest -q
+
+# pytest-benchmark (tests/benchmarks, not part of `make test`): one training step per backend
+# and size, one pytest process per backend (two frameworks in one process disturb each
+# other's thread pools), the thread variables set before Python starts. Writes
+# $(BENCH_DIR)/<backend>.json for `suite report DIR --benchmark-json FILE...`. Override:
+# make bench BENCH_BACKENDS="numpy torch" BENCH_THREADS=4 BENCH_ARGS="--bench-sizes small"
+BENCH_BACKENDS ?= numpy torch tensorflow jax keras keras-torch keras-jax pytensor
+BENCH_THREADS  ?= 2
+BENCH_DIR      ?= reports/benchmarks
+BENCH_ARGS     ?=
+BENCH_ENV       = OMP_NUM_THREADS=$(BENCH_THREADS) MKL_NUM_THREADS=$(BENCH_THREADS) \
+                  OPENBLAS_NUM_THREADS=$(BENCH_THREADS) BLIS_NUM_THREADS=$(BENCH_THREADS) \
+                  VECLIB_MAXIMUM_THREADS=$(BENCH_THREADS) NUMEXPR_NUM_THREADS=$(BENCH_THREADS) \
+                  TF_CPP_MIN_LOG_LEVEL=2
+
+bench: install
+	@mkdir -p $(BENCH_DIR)
+	@failed=""; for backend in $(BENCH_BACKENDS); do \
+	  rm -f "$(BENCH_DIR)/$$backend.json"; \
+	  echo "== make bench: $$backend"; \
+	  $(BENCH_ENV) $(BIN)/python -m pytest tests/benchmarks --backend "$$backend" \
+	    --bench-threads $(BENCH_THREADS) --benchmark-json "$(BENCH_DIR)/$$backend.json" \
+	    $(BENCH_ARGS) || failed="$$failed $$backend"; \
+	done; \
+	test -z "$$failed" || { echo "make bench: failed for$$failed"; exit 1; }
 
 # The backends that run in environments of their own (MXNet, Theano: an old NumPy). Built
 # once, then cached under ~/.cache/fnn-suite/envs (or $FNN_SUITE_ENVS).

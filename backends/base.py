@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import abc
 import importlib.metadata as metadata
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,15 +52,33 @@ class Trainer(abc.ABC):
     def get_params(self) -> Params:
         """Current parameters under canonical names and layout, as NumPy arrays."""
 
-    @abc.abstractmethod
-    def time_steps(self, batches: Sequence[Batch], n: int) -> list[float]:
-        """Run ``n`` training steps in the framework's fastest idiomatic loop.
+    def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
+        """A function that runs one training step per call, in the framework's fastest
+        idiomatic form (a compiled step: tf.function, jax.jit, Keras's train function).
 
-        Cycles through ``batches`` (converted to the framework's own form before any
-        clock starts) and returns each step's wall time in seconds, measured after the
-        device has finished (synchronize on a GPU). The first entry includes any trace
-        or compile.
+        ``batches`` are converted to the framework's own form here, before any clock
+        starts; each call takes the next one in turn and returns only once the device has
+        finished (synchronize on a GPU), so that timing one call times one step. The first
+        call includes any trace or compile. :meth:`time_steps` and the pytest-benchmark
+        suite time this function.
         """
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither fast_step nor time_steps")
+
+    def time_steps(self, batches: Sequence[Batch], n: int) -> list[float]:
+        """Run ``n`` training steps of :meth:`fast_step`; each step's wall time in seconds.
+
+        Override this instead of :meth:`fast_step` only when a step cannot be one call.
+        """
+        if not batches:
+            raise ValueError("time_steps needs at least one batch. Received: none")
+        step = self.fast_step(batches)
+        times: list[float] = []
+        for _ in range(n):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return times
 
 
 class Backend(abc.ABC):
@@ -107,6 +126,14 @@ class Backend(abc.ABC):
         if kind == "device" and value not in self.devices:
             return f"{self.name} runs on {', '.join(self.devices)}. Received: device {value!r}"
         return True
+
+    def runtime_settings(self) -> dict[str, object]:
+        """What the framework reports of its thread pools and float32 matmul precision,
+        read after :meth:`load`, for run.json: e.g. ``{"torch.num_threads": 2,
+        "torch.allow_tf32": False}``. The harness records the thread environment variables
+        it set (OMP_NUM_THREADS, ...) itself.
+        """
+        return {}
 
     @abc.abstractmethod
     def build(self, spec: Spec, params: Params, dtype: str, device: str) -> Trainer:

@@ -1,24 +1,29 @@
 """Keras 3 on TensorFlow (``keras``), PyTorch (``keras-torch``) and JAX (``keras-jax``).
 
 A Sequential of Dense layers compiled with Keras's own losses and optimizers, trained by
-``train_on_batch``; the shared part is in :mod:`backends.keras_common`. Each backend here
-imports and pins its framework and takes gradients without an update in its framework's
-own way. Keras picks its backend once per process (KERAS_BACKEND), so the three never run
-in the same process.
+``train_on_batch`` and timed by calling its compiled train function directly; the shared
+part is in :mod:`backends.keras_common`. Each backend here imports and pins its framework,
+takes gradients without an update, and calls the train function (whose signature and
+state handling differ per backend) in its framework's own way. Keras picks its backend
+once per process (KERAS_BACKEND), so the three never run in the same process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from backends.base import installed_distribution
 from backends.keras_common import KerasBase, KerasTrainer
-from backends.tensorflow_backend import set_tensorflow_threads
+from backends.tensorflow_backend import set_tensorflow_threads, tensorflow_settings
+from backends.torch_backend import torch_settings
 
 # ---------------------------------------------------------------------------- TensorFlow
 
@@ -44,6 +49,20 @@ class TensorflowKerasTrainer(KerasTrainer):
     def _numpy(self, tensor) -> np.ndarray:
         return np.array(tensor.numpy(), copy=True)  # a tf.Tensor or tf.Variable
 
+    def _train_function_step(self, data: Iterator[tuple]) -> Callable[[], None]:
+        # train_function takes an iterator and runs steps_per_execution (1) steps of it, a
+        # tf.function. On the CPU the call returns once its kernels have run; on a GPU they
+        # are queued, and a host read of the loss waits for the queue (updates included).
+        train_function = self.model.train_function
+        on_gpu = self.device == self.device_names["cuda"]
+
+        def run() -> None:
+            logs = train_function(data)
+            if on_gpu:
+                logs["loss"].numpy()
+
+        return run
+
 
 class KerasBackend(KerasBase):
     """Keras 3 with the TensorFlow backend (compiled train function, train_on_batch)."""
@@ -64,6 +83,9 @@ class KerasBackend(KerasBase):
     def _framework_versions(self, tf: Any) -> dict[str, str]:
         return {"tensorflow": str(tf.__version__)}
 
+    def _framework_settings(self, tf: Any) -> dict[str, object]:
+        return tensorflow_settings(tf)
+
     def _no_gpu(self, tf: Any) -> str | None:
         if tf.config.list_physical_devices("GPU"):
             return None
@@ -80,6 +102,7 @@ class TorchKerasTrainer(KerasTrainer):
     """Gradients by torch.autograd.grad; an eager train function (Keras's own default)."""
 
     device_names = {"cpu": "cpu", "cuda": "cuda"}
+    traced = False  # eager: every op reads Keras's dtype and device settings
 
     def _jit_compile(self, device: str) -> bool | str:
         # "auto" resolves to False on torch (Trainer._resolve_auto_jit_compile): Keras's
@@ -95,6 +118,22 @@ class TorchKerasTrainer(KerasTrainer):
 
     def _numpy(self, tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy().copy()
+
+    def _build_train_function(self, batch: tuple) -> None:
+        # Builds the compiled loss and the optimizer's variables (train_on_batch does too).
+        self.model._symbolic_build(data_batch=batch)
+        self.model.make_train_function()
+
+    def _train_function_step(self, data: Iterator[tuple]) -> Callable[[], None]:
+        # The torch train function takes a sequence of batches and trains on the first.
+        train_function = self.model.train_function
+        sync = self.fw.cuda.synchronize if self.device == "cuda" else _no_sync
+
+        def run() -> None:
+            train_function((next(data),))
+            sync()  # CUDA kernels run asynchronously: the step ends when the device is done
+
+        return run
 
 
 class KerasTorchBackend(KerasBase):
@@ -114,10 +153,14 @@ class KerasTorchBackend(KerasBase):
         # A correctness tool: no TF32 shortcuts in float32 matrix products on a GPU.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
         return torch
 
     def _framework_versions(self, torch: Any) -> dict[str, str]:
         return {"torch": str(torch.__version__)}
+
+    def _framework_settings(self, torch: Any) -> dict[str, object]:
+        return torch_settings(torch)
 
     def _no_gpu(self, torch: Any) -> str | None:
         if torch.cuda.is_available():
@@ -136,6 +179,8 @@ class JaxKerasTrainer(KerasTrainer):
     function."""
 
     device_names = {"cpu": "cpu:0", "cuda": "gpu:0"}
+    #: the state fast_step's last step returned, not yet written to the model's variables
+    _pending_state: Any = None
 
     def _jit_compile(self, device: str) -> bool | str:
         # What "auto" resolves to on JAX: the train step under jax.jit.
@@ -154,6 +199,46 @@ class JaxKerasTrainer(KerasTrainer):
             x, y, None, training=True,
             optimizer_variables=[v.value for v in model.optimizer.variables])
         return loss, grads
+
+    def _sync(self) -> None:
+        # Keras's own write-back of a state its train function returned (fit() calls it at
+        # the end of an epoch, train_on_batch after every call).
+        if self._pending_state is not None:
+            self.model._jax_state = dict(zip(_JAX_STATE, self._pending_state, strict=True))
+            self.model._jax_state_synced = False
+            self._pending_state = None
+        self.model.jax_state_sync()
+
+    def _build_train_function(self, batch: tuple) -> None:
+        # Builds the compiled loss and the optimizer's variables (train_on_batch does too).
+        self.model._symbolic_build(data_batch=batch)
+        self.model.make_train_function()
+
+    def _train_function_step(self, data: Iterator[tuple]) -> Callable[[], None]:
+        """fit()'s inner loop (keras/src/backend/jax/trainer.py, JAXTrainer.fit): the
+        state (the variables' values) threads from one call of the jitted, state-donating
+        train function to the next. The model's variables are written back when the
+        trainer next reads them (:meth:`_sync`), not after every step as train_on_batch
+        does; nor is the state handed to the model after every step as fit() does
+        (``model._jax_state = ...``: Keras's attribute tracking walks it, ~20 us)."""
+        model = self.model
+        train_function, block = model.train_function, self.fw.block_until_ready
+        everything = dict.fromkeys(_JAX_STATE, True)
+
+        def run() -> None:
+            state = self._pending_state
+            if state is None:  # the variables hold the state (first step, or train_step)
+                state = model._get_jax_state(**everything)
+            logs, self._pending_state = train_function(state, data)
+            # JAX dispatches asynchronously; one executable's outputs are ready together.
+            block(logs)
+
+        return run
+
+
+# The state JAXTrainer's train function takes and returns, in its order.
+_JAX_STATE = ("trainable_variables", "non_trainable_variables", "optimizer_variables",
+              "metrics_variables")
 
 
 class KerasJaxBackend(KerasBase):
@@ -174,6 +259,8 @@ class KerasJaxBackend(KerasBase):
     requires = ("keras", "jax", "jaxlib")
     extra = "keras-jax"
     demoted_ops = "ops.mean (the losses' mean over outputs) and ops.tanh (the activation)"
+    #: NPROC as :meth:`load` set it while jax started its CPU client
+    _nproc: int | None = None
 
     def _import_framework(self, threads: int) -> Any:
         if "jax" in sys.modules and _jax_clients_started():
@@ -181,6 +268,7 @@ class KerasJaxBackend(KerasBase):
                           f"pool keeps its size (asked: {threads} threads)", stacklevel=3)
         saved = os.environ.get("NPROC")
         os.environ["NPROC"] = str(threads)
+        self._nproc = threads
         try:
             import jax
 
@@ -201,6 +289,17 @@ class KerasJaxBackend(KerasBase):
 
         return {"jax": str(jax.__version__), "jaxlib": str(jaxlib.__version__)}
 
+    def _framework_settings(self, jax: Any) -> dict[str, object]:
+        # XLA has no API that reports its CPU pool: NPROC as set when the client started,
+        # and the pool's threads as the OS lists them (Linux).
+        return {
+            "jax.NPROC": self._nproc,
+            "jax.xla_cpu_pool_threads": _threads_named("tf_XLAEigen"),
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+            "jax.default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+            "jax.enable_x64": bool(jax.config.jax_enable_x64),
+        }
+
     def _no_gpu(self, jax: Any) -> str | None:
         try:
             jax.devices("gpu")
@@ -210,6 +309,23 @@ class KerasJaxBackend(KerasBase):
 
     def _trainer(self) -> type[KerasTrainer]:
         return JaxKerasTrainer
+
+
+def _threads_named(name: str) -> int | None:
+    """How many of this process's threads are named ``name`` (None where the OS does not
+    say: /proc is Linux's)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    count = 0
+    for task in tasks.iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            count += (task / "comm").read_text().strip() == name
+    return count
+
+
+def _no_sync() -> None:
+    """On the CPU every op has finished when it returns."""
 
 
 def _jax_clients_started() -> bool:

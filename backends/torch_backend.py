@@ -7,7 +7,7 @@ therefore take the imported ``torch`` module as their first argument.
 
 from __future__ import annotations
 
-import time
+import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +114,11 @@ class TorchBackend(Backend):
         # A correctness tool: no TF32 shortcuts in float32 matrix products on a GPU.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
         self._torch = torch
+
+    def runtime_settings(self) -> dict[str, object]:
+        return torch_settings(self._require())
 
     def versions(self) -> dict[str, str]:
         return {"torch": str(self._torch.__version__)}
@@ -204,21 +208,24 @@ class TorchTrainer(Trainer):
             params[f"dense_{i}/bias"] = _numpy(linear.bias).copy()
         return params
 
-    def time_steps(self, batches: Sequence[Batch], n: int) -> list[float]:
+    def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
+        if not batches:
+            raise ValueError("fast_step needs at least one batch. Received: none")
+        # Tensors on the device before the clock; the step is the usual eager loop body.
         prepared = [(self._x(x), self._y(y)) for x, y in batches]
-        sync = self.t.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        opt = self.optimizer
+        cycle = itertools.cycle(prepared)
+        sync = self.t.cuda.synchronize if self.device.type == "cuda" else _no_sync
+        opt, loss_of = self.optimizer, self._loss
         sync()
-        times: list[float] = []
-        for step in range(n):
-            x, y = prepared[step % len(prepared)]
-            start = time.perf_counter()
+
+        def step() -> None:
+            x, y = next(cycle)
             opt.zero_grad(set_to_none=True)
-            self._loss(x, y).backward()
+            loss_of(x, y).backward()
             opt.step()
-            sync()
-            times.append(time.perf_counter() - start)
-        return times
+            sync()  # CUDA kernels run asynchronously: the step ends when the device is done
+
+        return step
 
 
 def _sequential(torch, spec: Spec, params: Params, dtype: str, device):
@@ -242,6 +249,24 @@ def _sequential(torch, spec: Spec, params: Params, dtype: str, device):
             act = layer.activation
             modules.append(ACTIVATIONS[act.name](torch, act.params))
     return torch.nn.Sequential(*modules), linears
+
+
+def torch_settings(torch) -> dict[str, object]:
+    """torch's own report of its thread pools and float32 matmul precision (also used by
+    the Keras-on-torch backend)."""
+    return {
+        "torch.num_threads": int(torch.get_num_threads()),
+        "torch.num_interop_threads": int(torch.get_num_interop_threads()),
+        "torch.float32_matmul_precision": str(torch.get_float32_matmul_precision()),
+        "torch.backends.cuda.matmul.allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "torch.backends.cuda.matmul.fp32_precision": str(
+            torch.backends.cuda.matmul.fp32_precision),
+        "torch.backends.cudnn.allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+    }
+
+
+def _no_sync() -> None:
+    """On the CPU every op has finished when it returns."""
 
 
 def _numpy(tensor) -> np.ndarray:

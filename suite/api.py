@@ -137,3 +137,20 @@ def compare(spec: str | Path | Sequential | Spec, data: str | None = None,
                               timeout_s=timeout_s, out=Path(out) if out else None,
                               root=Path(root), force=force)
     return Run(harness.run(loaded, options))
+
+
+def bench(spec: str | Path | Sequential | Spec, backends: list[str] | None = None, *,
+          widths: list[int] = (), depths: list[int] = (), batch_sizes: list[int] = (),
+          dtype: str | None = None, threads: int | None = None, steps: int = 30,
+          standalone: bool = False, out: str | Path | None = None,
+          root: str | Path = "reports", force: bool = False) -> Path:
+    """Time every backend on a grid of sizes (``suite bench``); returns the folder that
+    holds bench.csv, run.json and the report."""
+    from suite.bench import runner, sizes
+
+    loaded = load_spec(spec).with_training(dtype=dtype)
+    grid = sizes.grid(loaded, widths, depths, batch_sizes)
+    options = runner.BenchOptions(backends=backends, threads=threads, steps=steps,
+                                  standalone=standalone, out=Path(out) if out else None,
+                                  root=Path(root), force=force)
+    return runner.run(loaded, grid, options)

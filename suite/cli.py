@@ -94,6 +94,70 @@ def compare(
     _print_summary(run_dir)
 
 
+@app.command()
+def bench(
+    spec: Annotated[str, typer.Argument(
+        help="A built-in spec name (see `suite specs`) or a .toml spec file.")] = DEFAULT_SPEC,
+    widths: Annotated[str | None, typer.Option(
+        help="Comma-separated hidden-layer widths, e.g. 64,256,1024. Default: the spec's "
+             "[bench] table, else its own layers.")] = None,
+    depths: Annotated[str | None, typer.Option(
+        help="Comma-separated numbers of hidden layers, e.g. 1,2,4.")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(
+        help="Comma-separated batch sizes, e.g. 32,128,512.")] = None,
+    backends: Annotated[str | None, typer.Option(
+        "--backends", "-b", help="Comma-separated backend names. Default: every installed "
+        "backend.")] = None,
+    dtype: Annotated[Dtype | None, typer.Option(help="Floating-point type.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Intra-op threads for every backend. Default: every core.")] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed steps after the first.")] = 5,
+    steps: Annotated[int, typer.Option(help="Timed steps per size, at most.")] = 30,
+    budget: Annotated[float, typer.Option(
+        help="Seconds of timed steps per size before --steps are reached (at least 5 "
+             "steps).")] = 3.0,
+    size_timeout: Annotated[float, typer.Option(
+        help="Seconds one size may take; past it the size is marked timeout and the sweep "
+             "goes on.")] = 300.0,
+    standalone: Annotated[bool, typer.Option(
+        help="Also time each backend's standalone script (backends/standalone/) at every "
+             "size and show both figures.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the sizes and the memory estimate, then stop.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="The output folder. Default: reports/<timestamp>-bench-<spec name>.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it holds a run.")] = False,
+) -> None:
+    """Time every backend on a grid of network sizes against the machine's matmul peak;
+    write bench.csv, run.json and a report."""
+    from suite import spec as specs
+    from suite.bench import console as bench_console
+    from suite.bench import memory, runner, sizes
+
+    loaded = specs.load(spec).with_training(dtype=dtype.value if dtype else None)
+    grid = sizes.grid(loaded, _int_list(widths, "--widths"), _int_list(depths, "--depths"),
+                      _int_list(batch_sizes, "--batch-sizes"))
+    _check_positive(threads=threads, steps=steps)
+    for flag, value in (("--budget", budget), ("--size-timeout", size_timeout)):
+        if value <= 0:
+            raise UserError(f"expected a positive number of seconds. Received: {flag} {value}")
+    if warmup < 0:
+        raise UserError(f"expected 0 or more warm-up steps. Received: --warmup {warmup}")
+    estimate = memory.check(loaded, grid)
+    if dry_run:
+        bench_console.print_plan(console, loaded, grid, estimate)
+        return
+    names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
+    options = runner.BenchOptions(backends=names, threads=threads, warmup=warmup,
+                                  steps=steps, budget_s=budget, size_timeout_s=size_timeout,
+                                  standalone=standalone, out=out, force=force)
+    console.print(f"[bold]{loaded.name}[/]: {len(grid)} sizes, {_describe_net(loaded)}")
+    with _progress() as progress:
+        folder = runner.run(loaded, grid, options,
+                            bench_console.progress_handler(progress, grid, loaded))
+    bench_console.print_summary(console, folder)
+
+
 @app.command("backends")
 def list_backends() -> None:
     """List backends: installed or not, framework versions, and why one is unavailable."""
@@ -279,13 +343,46 @@ def specs() -> None:
 
 @app.command()
 def report(
-    run: Annotated[Path, typer.Argument(help="A run directory, e.g. reports/latest.")],
+    run: Annotated[Path, typer.Argument(
+        help="A run directory (reports/latest) or a `suite bench` folder.")],
+    benchmark_json: Annotated[list[Path] | None, typer.Option(
+        "--benchmark-json", help="pytest-benchmark JSON files (`make bench` writes them to "
+        "reports/benchmarks/) to show next to a `suite bench` folder's figures; repeat "
+        "for several.")] = None,
 ) -> None:
-    """Rebuild the tables and re-render report.md and report.html of a finished run."""
+    """Rebuild the tables and re-render report.md and report.html of a finished run or
+    benchmark."""
     from suite import harness
+    from suite.bench import console as bench_console
+    from suite.bench import report as bench_report
 
+    if bench_report.is_bench(run):
+        if benchmark_json:
+            bench_report.add_pytest_benchmark(run, benchmark_json)
+        bench_report.render(run)
+        bench_console.print_summary(console, run)
+        return
+    if benchmark_json:
+        raise UserError(f"--benchmark-json goes next to a `suite bench` folder's figures; "
+                        f"{run} is a `suite compare` run",
+                        hint="run suite bench with the same sizes, then suite report "
+                             "BENCH_DIR --benchmark-json ...")
     harness.rerender(run)
     _print_summary(run)
+
+
+def _int_list(text: str | None, flag: str) -> list[int]:
+    """'64,256' -> [64, 256]; anything else is one clear line."""
+    if not text:
+        return []
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise UserError(f"expected comma-separated positive integers such as 64,256. "
+                        f"Received: {flag} {text}")
+    return values
 
 
 def _check_positive(**values: int | None) -> None:

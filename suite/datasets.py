@@ -70,6 +70,17 @@ def blobs(spec: Spec, n_samples: int, seed: int) -> Builtin:
     return Builtin(x, y, "synthetic", n_classes)
 
 
+def random(spec: Spec, n_samples: int, seed: int) -> Builtin:
+    """Standard normal inputs and uniformly drawn labels, one class per output unit: no
+    structure to learn, for timing (the benchmark specs' shapes, like DLBench's FCN-5,
+    are far larger than any bundled set). Cheap at any width: no per-class centres.
+    """
+    rng = _rng(seed, 3)
+    n_classes = max(spec.layers[-1].units, 2)
+    x = rng.standard_normal((n_samples, spec.input_dim), dtype=np.float32).astype(np.float64)
+    return Builtin(x, rng.integers(0, n_classes, n_samples), "synthetic", n_classes)
+
+
 def spirals(spec: Spec, n_samples: int, seed: int) -> Builtin:
     """Two interleaved spirals in the plane (labels 0 and 1), coordinates within about [-1, 1]."""
     if spec.input_dim != 2:
@@ -109,6 +120,7 @@ BUILTIN: dict[str, Callable[[Spec, int, int], Builtin]] = {
     "regression": regression,
     "blobs": blobs,
     "spirals": spirals,
+    "random": random,
     "iris": _sklearn("load_iris"),  # (150, 4), 3 classes
     "wine": _sklearn("load_wine"),  # (178, 13), 3 classes
     "breast_cancer": _sklearn("load_breast_cancer"),  # (569, 30), 2 classes

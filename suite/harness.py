@@ -242,7 +242,8 @@ def run(spec: Spec, options: Options, on_event: ProgressFn | None = None) -> Pat
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": "running", "spec": spec.to_dict(), "data": prepared.description,
         "seed": spec.training.seed, "dtype": spec.training.dtype, "device": options.device,
-        "threads": threads, "steps": count_steps(len(prepared.x), spec.training),
+        "threads": threads, "thread_environment": {var: str(threads) for var in THREAD_VARIABLES},
+        "steps": count_steps(len(prepared.x), spec.training),
         "environment": environment(),
         "backends": {t.name: {"role": t.role, "status": "pending"} for t in tasks},
         "ledger": [], "tolerances": comparison.TOLERANCES[spec.training.dtype],
@@ -285,7 +286,11 @@ def _backend_record(task: Task, result: dict[str, Any]) -> dict[str, Any]:
     return {
         "role": task.role, "status": result["status"], "reason": result.get("reason"),
         "versions": result.get("versions", {}), "options": task.options,
+        "runtime": result.get("runtime", {}),
         "lockstep_s": (result.get("lockstep") or {}).get("seconds"),
+        "lockstep_train_s": (result.get("lockstep") or {}).get("train_s"),
+        "lockstep_export_s": (result.get("lockstep") or {}).get("export_s"),
+        "lockstep_steps": len((result.get("lockstep") or {}).get("losses", [])),
         "timing_status": timing.get("status", "off"), "timing_reason": timing.get("reason"),
         "wall_s": result.get("wall_s"),
     }

@@ -2,8 +2,9 @@
 
 The skeleton installs, registers through the ``fnn_suite.backends`` entry point and is
 listed as available at once; every contract method raises
-``NotImplementedError("fill in: ...")``, so ``suite check-backend NAME`` fails with the
-first thing to write. The files are Jinja2 templates shipped as package data
+``NotImplementedError("fill in: ...")`` (``fast_step``, which the suite times, included;
+``runtime_settings`` is optional and returns ``{}``), so ``suite check-backend NAME``
+fails with the first thing to write. The files are Jinja2 templates shipped as package data
 (``suite/templates/new_backend/``).
 """
 
@@ -100,7 +101,8 @@ def create(name: str, directory: Path) -> Path:
 
     It registers NAME through the fnn_suite.backends entry point and is listed as
     available as soon as it is installed (pip install -e DIR/fnn-suite-NAME). Each method
-    of the backend contract raises NotImplementedError("fill in: ...") and its docstring
+    of the backend contract (fast_step included) raises NotImplementedError("fill in:
+    ...") and its docstring
     says what crosses the boundary, so `suite check-backend NAME` names the next method
     to write. NAME: lowercase letters, digits and hyphens, starting with a letter, not
     the name of an installed backend. DIR (default: the current folder) gets

@@ -68,6 +68,15 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class Bench:
+    """``suite bench``'s default grid; an empty tuple keeps the spec's own value."""
+
+    widths: tuple[int, ...] = ()  # units of every hidden layer
+    depths: tuple[int, ...] = ()  # number of hidden layers
+    batch_sizes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     input_dim: int
@@ -76,6 +85,7 @@ class Spec:
     optimizer: Component
     training: Training = Training()
     data: DataSource = DataSource()
+    bench: Bench = Bench()
 
     @property
     def output_activation(self) -> str:
@@ -124,6 +134,8 @@ class Spec:
             "optimizer": self.optimizer.to_dict(),
             "training": dataclasses.asdict(self.training),
             "data": dataclasses.asdict(self.data),
+            "bench": {key: list(value) for key, value in dataclasses.asdict(self.bench).items()
+                      if value},
         }
 
     def with_training(self, **changes: Any) -> Spec:
@@ -257,7 +269,7 @@ def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None
     r = _Reader(source, text)
     if not isinstance(raw, dict):
         r.fail((), f"expected a table of spec fields. Received: {type(raw).__name__}")
-    known = {"name", "input_dim", "layers", "loss", "optimizer", "training", "data"}
+    known = {"name", "input_dim", "layers", "loss", "optimizer", "training", "data", "bench"}
     for key in raw:
         if key not in known:
             r.fail((key,), f"unknown field {key!r}; expected: {', '.join(sorted(known))}")
@@ -279,7 +291,8 @@ def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None
     _check_output(r, layers, loss)
     training = _training(r, raw.get("training", {}))
     data = _data(r, raw.get("data", {}))
-    return Spec(name.strip(), input_dim, layers, loss, optimizer, training, data)
+    bench = _bench(r, raw.get("bench", {}))
+    return Spec(name.strip(), input_dim, layers, loss, optimizer, training, data, bench)
 
 
 def _layer(r: _Reader, raw: Any, i: int) -> Layer:
@@ -382,6 +395,23 @@ def _data(r: _Reader, raw: Any) -> DataSource:
         r.fail(("data", "standardize"), f"expected true or false. "
                                         f"Received: {values['standardize']!r}")
     return DataSource(**values)
+
+
+def _bench(r: _Reader, raw: Any) -> Bench:
+    if not isinstance(raw, dict):
+        r.fail(("bench",), f"expected a table of widths, depths and batch_sizes. "
+                           f"Received: {raw!r}")
+    fields = [f.name for f in dataclasses.fields(Bench)]
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            r.fail(("bench", key), f"unknown bench field {key!r}; expected: {', '.join(fields)}")
+        if not isinstance(value, list) or not value:
+            r.fail(("bench", key), f"expected a non-empty list of positive integers. "
+                                   f"Received: {value!r}")
+        values[key] = tuple(r.number(v, ("bench", key), integer=True, positive=True)
+                            for v in value)
+    return Bench(**values)
 
 
 def _locate(text: str, path: tuple[str | int, ...]) -> int | None:

@@ -136,13 +136,21 @@ def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:
     losses, probe_losses, epochs = [], [], []
     status, reason = "ok", None
     every = max(1, len(steps) // 50)
+    # The lockstep run's own cost, apart from training: the extra gradient pass, reading
+    # gradients and parameters out of the framework, and keeping copies.
+    train_s = export_s = 0.0
     t0 = time.perf_counter()
     try:
         for step in steps:
             xb, yb = plan.x[step.rows], plan.y[step.rows]
+            started = time.perf_counter()
             probe, grads = trainer.loss_and_grads(xb, yb)
             check_params(grads, expected, f"gradients at step {step.index}")
+            trained = time.perf_counter()
             loss = float(trainer.train_step(xb, yb))
+            exported = time.perf_counter()
+            train_s += exported - trained
+            export_s += trained - started
             params = trainer.get_params()
             check_params(params, expected, f"parameters after step {step.index}")
             # Copies: a backend may hand out views of its live tensors, which the next
@@ -150,6 +158,7 @@ def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:
             for name in expected:
                 grads_out[f"{step.index}/{name}"] = np.array(grads[name], copy=True)
                 params_out[f"{step.index}/{name}"] = np.array(params[name], copy=True)
+            export_s += time.perf_counter() - exported
             losses.append(loss)
             probe_losses.append(float(probe))
             epochs.append(step.epoch)
@@ -166,7 +175,8 @@ def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     save_npz(out / "grads.npz", grads_out)
     save_npz(out / "params.npz", params_out)
-    return {"status": status, "reason": reason, "seconds": seconds, "losses": losses,
+    return {"status": status, "reason": reason, "seconds": seconds, "train_s": train_s,
+            "export_s": export_s, "losses": losses,
             "probe_losses": probe_losses, "epochs": epochs, "steps_planned": len(steps)}
 
 
@@ -198,6 +208,7 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
     backend.load(plan.meta["threads"])
     result["import_s"] = time.perf_counter() - t0
     result["versions"] = backend.versions()
+    result["runtime"] = backend.runtime_settings()
     missing = unsupported_features(backend, plan)
     if missing:
         result.update(status="unsupported", reason="; ".join(missing))

@@ -117,6 +117,36 @@ class KerasChecks:
         for name, value in stepped.get_params().items():
             np.testing.assert_array_equal(timed.get_params()[name], value)
 
+    def test_fast_step_trains_like_train_step_between_other_calls(self, build, batch):
+        """fast_step steps Keras's own train function (Adam: its state advances too),
+        cycling through its batches; predict, train_step and get_params between steps see
+        and continue the same training as train_step alone (on JAX: the state the train
+        function threads is written back to the model's variables first)."""
+        adam = {"name": "adam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99,
+                "epsilon": 1e-7, "amsgrad": False}
+        fast, _ = build(optimizer=adam, dtype="float32")
+        stepped, _ = build(optimizer=adam, dtype="float32")
+        data = [batch(seed=1), batch(n=4, seed=2)]
+        data = [(x.astype(np.float32), y.astype(np.float32)) for x, y in data]
+        step = fast.fast_step(data)
+        for _ in range(3):
+            assert step() is None
+        for i in range(3):
+            stepped.train_step(*data[i % 2])
+        np.testing.assert_array_equal(fast.predict(data[0][0]), stepped.predict(data[0][0]))
+        step()  # data[1]
+        stepped.train_step(*data[1])
+        assert fast.train_step(*data[0]) == stepped.train_step(*data[0])
+        step()  # data[0]: the cycle goes on
+        stepped.train_step(*data[0])
+        fresh = fast.fast_step(data[1:])
+        fresh()
+        stepped.train_step(*data[1])
+        for name, value in stepped.get_params().items():
+            np.testing.assert_array_equal(fast.get_params()[name], value, err_msg=name)
+        with pytest.raises(ValueError, match="Received: none"):
+            fast.fast_step([])
+
     def test_sgd_step_matches_numpy_in_float32(self, build, batch):
         """One Dense layer, mse: the gradient 2/(nm) x.T r and p - lr g, float32-close."""
         trainer, params = build([{"units": 2}], dtype="float32")

@@ -77,7 +77,7 @@ def test_spirals_refuse_another_input_dim_and_name_the_fix():
     assert "'spirals'" in text and "input_dim is 3" in text and "input_dim = 2" in text
 
 
-@pytest.mark.parametrize("name", ["regression", "blobs", "spirals"])
+@pytest.mark.parametrize("name", ["regression", "blobs", "spirals", "random"])
 def test_synthetic_sets_are_deterministic_from_the_seed(name):
     loss = "mse" if name == "regression" else "binary_crossentropy"
     first = datasets.make(name, make_spec(2, 1, loss, seed=3), n_samples=64)
@@ -87,6 +87,16 @@ def test_synthetic_sets_are_deterministic_from_the_seed(name):
     assert not np.array_equal(first.x, other.x)
     explicit = datasets.make(name, make_spec(2, 1, loss, seed=0), n_samples=64, seed=3)
     assert np.array_equal(first.x, explicit.x)
+
+
+def test_random_set_has_one_label_per_output_unit_and_no_structure():
+    made = datasets.make("random", make_spec(5, 7, "sparse_categorical_crossentropy"),
+                         n_samples=4000)
+    assert made.x.shape == (4000, 5) and made.n_classes == 7
+    assert set(np.unique(made.y)) == set(range(7))
+    # standard normal features, unrelated to the labels
+    assert abs(made.x.mean()) < 0.05 and abs(made.x.std() - 1) < 0.05
+    assert abs(np.corrcoef(made.x[:, 0], made.y)[0, 1]) < 0.1
 
 
 @pytest.mark.parametrize("name, shape, classes", [
@@ -104,6 +114,6 @@ def test_sklearn_sets_load_offline_with_their_documented_shapes(name, shape, cla
 
 
 def test_unknown_name_lists_the_builtin_sets():
-    with pytest.raises(DataError, match="no built-in dataset named 'moons'.*spirals, iris"):
+    with pytest.raises(DataError, match="no built-in dataset named 'moons'.*spirals, random, iris"):
         datasets.make("moons", make_spec())
     assert datasets.builtin_names() == list(datasets.BUILTIN)

@@ -68,12 +68,14 @@ _POOL = """
 import os, sys
 import numpy as np
 from backends.jax_backend import JaxBackend
-JaxBackend().load(int(sys.argv[1]))
+backend = JaxBackend()
+backend.load(int(sys.argv[1]))
 import jax.numpy as jnp
 a = jnp.ones((256, 256))
 (a @ a).block_until_ready()
 names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
 print(names.count("tf_XLAEigen"), os.environ.get("NPROC"))
+print(backend.runtime_settings()["jax.xla_cpu_pool_threads"])
 """
 
 
@@ -81,11 +83,24 @@ print(names.count("tf_XLAEigen"), os.environ.get("NPROC"))
 @pytest.mark.parametrize("threads", [1, 3])
 def test_load_sizes_the_xla_cpu_pool(threads):
     """XLA's CPU intra-op pool has ``threads`` threads (3 > this machine's 2 cores shows it
-    follows the request), and the NPROC variable used for it is restored afterwards."""
+    follows the request), the NPROC variable used for it is restored afterwards, and
+    runtime_settings reports the pool's size."""
     env = {k: v for k, v in os.environ.items() if k != "NPROC"}
     out = subprocess.run([sys.executable, "-c", _POOL, str(threads)], capture_output=True,
                          text=True, env=env, check=True, timeout=120).stdout.split()
-    assert out == [str(threads), "None"]
+    assert out == [str(threads), "None", str(threads)]
+
+
+def test_runtime_settings_report_nproc_flags_and_precision(backend):
+    """Plain JSON values: the NPROC the CPU client read, XLA_FLAGS, "highest" precision."""
+    import json
+
+    settings = backend.runtime_settings()
+    assert json.loads(json.dumps(settings)) == settings
+    assert settings["jax.NPROC"] == 2  # conftest's THREADS
+    assert settings["jax.default_matmul_precision"] == "highest"
+    assert settings["jax.XLA_FLAGS"] == os.environ.get("XLA_FLAGS", "")
+    assert settings["jax.enable_x64"] is True
 
 
 # ---------------------------------------------------------------------------- dtypes
@@ -129,6 +144,21 @@ def test_sgd_nesterov_is_torchs_form(build, batch):
     got = train(trainer, batches(batch, 2))
     spec = make_spec(optimizer=hp)
     assert rel(got, train(reference(spec, params), batches(batch, 2))) < 1e-14
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_without_momentum_keeps_no_state(build, batch, nesterov):
+    """momentum 0 is optax.sgd(momentum=None): no trace buffers to rewrite every step (with
+    or without nesterov), and the same steps as the reference's plain SGD."""
+    import jax
+
+    hp = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.0, "nesterov": nesterov}
+    trainer, params = build(optimizer=hp)
+    assert jax.tree.leaves(trainer.opt_state) == []
+    got = train(trainer, batches(batch, 3))
+    assert rel(got, train(reference(make_spec(optimizer=hp), params), batches(batch, 3))) < 1e-15
+    with_momentum, _ = build(optimizer={**hp, "momentum": 0.5})
+    assert len(jax.tree.leaves(with_momentum.opt_state)) == len(params)
 
 
 def test_adamw_decay_is_multiplied_by_the_learning_rate(build, batch):
@@ -213,6 +243,26 @@ def test_returned_arrays_survive_later_steps(build, batch):
         np.testing.assert_array_equal(grads[name], saved[1][name])
     np.testing.assert_array_equal(out, saved[2])
     assert all(a.flags.writeable and a.flags.owndata for a in got.values())
+
+
+def test_fast_step_runs_train_steps_jitted_step(build, batch):
+    """fast_step reuses train_step's trace (no new compile) and leaves the parameters where
+    the same number of train_step calls do."""
+    data = batches(batch, 2)
+    timed, _ = build()
+    stepped, _ = build()
+    timed.train_step(*data[0])
+    stepped.train_step(*data[0])
+    traces = timed._step._cache_size()
+    step = timed.fast_step(data)
+    for _ in range(3):
+        assert step() is None
+    assert timed._step._cache_size() == traces
+    for i in range(3):
+        stepped.train_step(*data[i % 2])
+    got, want = timed.get_params(), stepped.get_params()
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
 
 
 def test_time_steps_trains_with_the_same_compiled_step(build, batch):

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import THREADS
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,34 @@ def test_activation_uses_a_float32_constant_in_float64(build, batch, name):
     z = x @ params["dense_0/kernel"] + params["dense_0/bias"]
     np.testing.assert_allclose(out, formula(z, _f32), rtol=1e-13, atol=1e-16)
     assert not np.allclose(out, formula(z, float), rtol=1e-12, atol=0)
+
+
+def test_fast_step_trains_like_train_step_between_other_calls(build, batch):
+    """fast_step steps Keras's own compiled train function (Adam, float64), cycling
+    through its batches; train_step between its steps continues the same training."""
+    adam = {"name": "adam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99,
+            "epsilon": 1e-7, "amsgrad": False}
+    fast, _ = build(optimizer=adam)
+    stepped, _ = build(optimizer=adam)
+    data = [batch(seed=1), batch(n=4, seed=2)]
+    step = fast.fast_step(data)
+    for _ in range(3):
+        assert step() is None
+    for i in range(3):
+        stepped.train_step(*data[i % 2])
+    assert fast.train_step(*data[1]) == stepped.train_step(*data[1])
+    step()  # data[1]: the cycle goes on
+    stepped.train_step(*data[1])
+    for name, value in stepped.get_params().items():
+        np.testing.assert_array_equal(fast.get_params()[name], value, err_msg=name)
+    assert {p.dtype for p in fast.get_params().values()} == {np.dtype(np.float64)}
+
+
+def test_runtime_settings_report_threads_and_no_tf32(backend):
+    """After load(2): TensorFlow's pools as it reports them, TF32 off. (The inter-op pool
+    is pinned only where TensorFlow's runtime had not started yet in this process.)"""
+    settings = backend.runtime_settings()
+    assert settings["keras.backend"] == "tensorflow"
+    assert settings["tensorflow.intra_op_parallelism_threads"] == THREADS
+    assert isinstance(settings["tensorflow.inter_op_parallelism_threads"], int)
+    assert settings["tensorflow.tensor_float_32_execution"] is False

@@ -101,6 +101,16 @@ class InProcess(KerasChecks):
         assert jax.config.jax_default_matmul_precision == "highest"
         assert xla_pool_threads() == THREADS
 
+    def test_runtime_settings_report_the_pool_and_precision(self, backend):
+        settings = backend.runtime_settings()
+        assert settings["keras.backend"] == "jax"
+        assert settings["jax.NPROC"] == THREADS
+        assert settings["jax.xla_cpu_pool_threads"] == (
+            THREADS if os.path.isdir("/proc/self/task") else None)
+        assert settings["jax.default_matmul_precision"] == "highest"
+        assert settings["jax.enable_x64"] is True
+        assert settings["XLA_FLAGS"] == os.environ.get("XLA_FLAGS", "")
+
     def test_load_refuses_another_keras_backend(self, backend):
         from backends.keras_backend import KerasBackend, KerasTorchBackend
 

@@ -53,6 +53,12 @@ class InProcess(KerasChecks):
         assert keras.config.backend() == "torch"
         assert torch.get_num_threads() == THREADS
         assert torch.backends.cuda.matmul.allow_tf32 is False
+        settings = backend.runtime_settings()
+        assert settings["keras.backend"] == "torch"
+        assert settings["torch.num_threads"] == THREADS
+        assert settings["torch.float32_matmul_precision"] == "highest"
+        assert settings["torch.backends.cuda.matmul.allow_tf32"] is False
+        assert settings["torch.backends.cudnn.allow_tf32"] is False
 
     def test_load_refuses_another_keras_backend(self, backend):
         from backends.keras_backend import KerasBackend, KerasJaxBackend

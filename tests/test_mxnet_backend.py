@@ -114,3 +114,63 @@ def test_kit_matrix():
     assert "mxnet-float32-attributes" in verdicts["optimizer:adam", "float64"].ledger
     assert "mxnet-float32-attributes" in verdicts["activation:leaky_relu", "float64"].ledger
     assert "mxnet-float32-attributes" not in verdicts["optimizer:adagrad", "float64"].ledger
+
+
+_FAST_STEP = """
+import json
+import numpy as np
+from backends.mxnet_backend import MxnetBackend
+from suite.initializers import initial_params
+from suite.spec import from_dict
+
+backend = MxnetBackend()
+backend.load(2)
+spec = from_dict({"name": "t", "input_dim": 4, "loss": "sparse_categorical_crossentropy",
+                  "layers": [{"units": 5, "activation": "tanh", "kernel_regularizer": {"l2": 0.01}},
+                             {"units": 3, "activation": "softmax"}],
+                  "optimizer": {"name": "adam", "learning_rate": 0.01}})
+params = initial_params(spec)
+rng = np.random.default_rng(0)
+data = [(rng.standard_normal((8, 4)), rng.integers(0, 3, 8)) for _ in range(2)]
+timed, stepped, imperative = (backend.build(spec, params, "float32", "cpu") for _ in range(3))
+for block in (imperative.net, imperative.criterion):
+    block.hybridize(active=False)
+step = timed.fast_step(data)
+for _ in range(3):
+    step()
+for i in range(3):
+    stepped.train_step(*data[i % 2])
+    imperative.train_step(*data[i % 2])
+got, want, plain = timed.get_params(), stepped.get_params(), imperative.get_params()
+print(json.dumps({
+    "same": all(np.array_equal(got[k], want[k]) for k in want),
+    "same_as_imperative": all(np.array_equal(plain[k], want[k]) for k in want),
+    "hybridized": bool(stepped.net._active and stepped.criterion._active),
+    "settings": backend.runtime_settings(),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_fast_step_trains_as_train_step_on_the_hybridized_graphs():
+    """In MXNet's environment: fast_step trains exactly as train_step (Adam with L2, three
+    steps), both on the hybridized blocks, whose steps are bit for bit the imperative
+    blocks' (the module docstring's claim); runtime_settings reports the environment
+    MXNet read (one engine worker, two OpenMP threads, no Tensor Cores)."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    python = envs.ensure(envs.spec_for("mxnet"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([str(python), "-c", _FAST_STEP], env=env, capture_output=True,
+                         text=True, timeout=600, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["same"] is True and result["same_as_imperative"] is True
+    assert result["hybridized"] is True
+    settings = result["settings"]
+    assert settings["mxnet.env.MXNET_CPU_WORKER_NTHREADS"] == "1"
+    assert settings["mxnet.env.OMP_NUM_THREADS"] == "2"
+    assert settings["mxnet.env.MXNET_CUDA_ALLOW_TENSOR_CORE"] == "0"
+    assert "OPENMP" in settings["mxnet.features"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import make_spec
 
-from backends.pytensor_backend import PytensorBackend
+from backends.pytensor_backend import MODE, PytensorBackend
 from backends.reference.backend import NumpyBackend
 from suite import ledger
 from suite.ledger import pytensor as pytensor_ledger
@@ -98,6 +98,35 @@ def test_the_train_function_is_compiled_once_for_every_batch_size(build, batch):
     assert set(trainer._compiled) == {"train"}  # the other functions compile on first use
 
 
+def test_fast_step_compiles_on_its_first_call_and_trusts_inputs_only_inside_it(build, batch):
+    """The first call compiles train_step's function (so the first timing includes it);
+    input checks are off only while a step runs, so train_step still checks its inputs."""
+    trainer, _ = build(dtype="float32")
+    step = trainer.fast_step([batch(), batch(seed=1)])
+    assert trainer._compiled == {}
+    step()
+    train = trainer._compiled["train"]
+    assert train.trust_input is False
+    step()
+    assert trainer._compiled["train"] is train and train.trust_input is False
+    x, y = batch()
+    with pytest.raises(TypeError, match="loss of precision"):  # float64 into a float32 graph
+        train(x, y.astype(np.float32))
+
+
+def test_functions_are_compiled_by_numba_pytensors_default(backend, build, batch):
+    """MODE is PyTensor 3's default linker (numba), the fast one without a linked BLAS;
+    runtime_settings says so."""
+    from pytensor.link.numba.linker import NumbaLinker
+
+    trainer, _ = build()
+    trainer.train_step(*batch())
+    assert isinstance(trainer._compiled["train"].maker.linker, NumbaLinker)
+    settings = backend.runtime_settings()
+    assert settings["pytensor.mode"] == "NUMBA"
+    assert settings["pytensor.config.openmp"] is False
+
+
 def test_time_steps_trains_with_the_same_compiled_step(build, batch):
     """n timed steps leave the parameters where n train_step calls do."""
     data = batches(batch, 2)
@@ -168,7 +197,7 @@ def test_maximum_passes_the_gradient_through_at_a_tie(backend):
     import pytensor.tensor as pt
 
     z = pt.vector("z", dtype="float64")
-    grad = pytensor.function([z], pytensor.grad(pt.maximum(z, 0.0).sum(), z), mode="CVM")
+    grad = pytensor.function([z], pytensor.grad(pt.maximum(z, 0.0).sum(), z), mode=MODE)
     np.testing.assert_array_equal(grad(np.array([-1.0, 0.0, 1.0])), [0.0, 1.0, 1.0])
 
 
@@ -179,7 +208,7 @@ def test_softplus_is_log1p_exp_to_rounding(build):
 
     z = np.concatenate([np.linspace(-60, 60, 2401), [-37.0, 18.0, 33.3]])
     v = pt.vector("z", dtype="float64")
-    got = pytensor.function([v], pt.softplus(v), mode="CVM")(z)
+    got = pytensor.function([v], pt.softplus(v), mode=MODE)(z)
     want = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
     np.testing.assert_allclose(got, want, rtol=4e-16, atol=0)
 

@@ -18,8 +18,10 @@ from backends.base import Backend, Trainer
 from suite.errors import UserError
 from suite.scaffold import create
 
+# What a backend must write: the abstract methods, and fast_step (not abstract, so that a
+# backend that can only override time_steps still loads, but what every backend is timed by)
 CONTRACT = {Backend: sorted(Backend.__abstractmethods__),
-            Trainer: sorted(Trainer.__abstractmethods__)}
+            Trainer: sorted([*Trainer.__abstractmethods__, "fast_step"])}
 
 
 def _import(path: Path):
@@ -57,6 +59,17 @@ def test_every_contract_method_raises_fill_in(tmp_path):
             with pytest.raises(NotImplementedError, match=f"^fill in: {name}"):
                 method(*args)
             assert len(inspect.getdoc(method).splitlines()) > 2, name  # says what crosses
+            assert getattr(cls, name) is not getattr(base, name), name  # its own, not base's
+
+
+def test_time_steps_comes_from_the_contract_and_asks_for_fast_step(tmp_path):
+    module = _import(create("my-fw", tmp_path) / "fnn_suite_my_fw/backend.py")
+    assert "time_steps" not in vars(module.MyFwTrainer)
+    with pytest.raises(NotImplementedError, match="^fill in: fast_step"):
+        module.MyFwTrainer().time_steps([(None, None)], 1)
+    # optional: the default answer, documented
+    assert module.MyFwBackend().runtime_settings() == {}
+    assert "run.json" in inspect.getdoc(module.MyFwBackend.runtime_settings)
 
 
 def test_an_empty_target_folder_is_fine(tmp_path):

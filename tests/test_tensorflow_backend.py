@@ -172,6 +172,48 @@ def test_step_is_traced_once(backend, batch):
     assert trainer._step.experimental_get_tracing_count() == 1
 
 
+def test_fast_step_trains_like_train_step(backend, batch):
+    """fast_step calls train_step's own trace (its concrete function), cycling through its
+    batches: the parameters match train_step's on the same sequence, Adam state included,
+    with train_step calls in between."""
+    spec = make_spec(optimizer={"name": "adam"})
+    params = initial_params(spec)
+    fast = backend.build(spec, params, "float64", "cpu")
+    stepped = backend.build(spec, params, "float64", "cpu")
+    data = [batch(seed=1), batch(n=9, seed=2)]
+    step = fast.fast_step(data)
+    for _ in range(3):
+        assert step() is None
+    for i in range(3):
+        stepped.train_step(*data[i % 2])
+    assert fast.train_step(*data[0]) == pytest.approx(stepped.train_step(*data[0]), rel=1e-15)
+    step()  # data[1]: the cycle goes on
+    stepped.train_step(*data[1])
+    for name, value in stepped.get_params().items():
+        np.testing.assert_allclose(fast.get_params()[name], value, rtol=1e-15, err_msg=name)
+    assert fast._step.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="Received: none"):
+        fast.fast_step([])
+
+
+def test_graph_ops_are_placed_on_the_trainer_device(backend):
+    """Each compiled function pins its ops to the trainer's device when traced, so a call
+    (fast_step's, outside any device scope) cannot run them elsewhere."""
+    spec = make_spec()
+    trainer = backend.build(spec, initial_params(spec), "float64", "cpu")
+    graph = trainer._step.get_concrete_function().graph
+    math_ops = [op for op in graph.get_operations() if op.type in ("MatMul", "Tanh")]
+    assert math_ops and {op.device for op in math_ops} == {"/device:CPU:0"}
+
+
+def test_runtime_settings_report_threads_and_no_tf32(backend):
+    """After load(2): TensorFlow's pools as it reports them, TF32 off."""
+    settings = backend.runtime_settings()
+    assert settings["tensorflow.intra_op_parallelism_threads"] == THREADS
+    assert isinstance(settings["tensorflow.inter_op_parallelism_threads"], int)
+    assert settings["tensorflow.tensor_float_32_execution"] is False
+
+
 def test_bad_parameter_shape_is_named(backend):
     spec = make_spec()
     params = initial_params(spec)

@@ -101,3 +101,66 @@ def test_c_softplus_and_sigmoid_saturate(tmp_path):
     assert softplus == 16.5 != math.log1p(math.exp(16.5))
     assert math.log1p(math.exp(16.5)) - 16.5 == pytest.approx(6.8e-8, rel=0.01)
     assert sigmoid == 1.0 != 1.0 / (1.0 + math.exp(-20.0))
+
+
+_FAST_STEP = """
+import json
+import numpy as np
+from backends.theano_backend import TheanoBackend
+from suite.initializers import initial_params
+from suite.spec import from_dict
+
+backend = TheanoBackend()
+backend.load(2)
+spec = from_dict({"name": "t", "input_dim": 4, "loss": "sparse_categorical_crossentropy",
+                  "layers": [{"units": 5, "activation": "relu"},
+                             {"units": 3, "activation": "softmax"}],
+                  "optimizer": {"name": "adam", "learning_rate": 0.01}})
+params = initial_params(spec)
+rng = np.random.default_rng(0)
+data = [(rng.standard_normal((8, 4)), rng.integers(0, 3, 8)) for _ in range(2)]
+timed, stepped = (backend.build(spec, params, "float64", "cpu") for _ in range(2))
+step = timed.fast_step(data)
+for _ in range(3):
+    step()
+for i in range(3):
+    stepped.train_step(*data[i % 2])
+got, want = timed.get_params(), stepped.get_params()
+train = timed._compiled["train_step"]
+zero = {**params, "dense_0/kernel": 0 * params["dense_0/kernel"],
+        "dense_0/bias": 0 * params["dense_0/bias"]}
+_, grads = backend.build(spec, zero, "float64", "cpu").loss_and_grads(*data[0])
+print(json.dumps({
+    "same": all(np.array_equal(got[k], want[k]) for k in want),
+    "trust_input": train.trust_input,
+    "ops": [str(node.op) for node in train.maker.fgraph.toposort()],
+    "relu_grad_at_zero": float(np.abs(grads["dense_0/kernel"]).max()),
+    "settings": backend.runtime_settings(),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_fast_step_is_train_steps_function_on_the_fast_graph():
+    """In the Theano environment: fast_step trains exactly as train_step (Adam, 3 steps),
+    restores Theano's input checks, and runs the fast graph: the sparse cross-entropy as
+    Theano's fused softmax op, relu without the per-element branch of Switch (relu'(0) is
+    still 0); runtime_settings reports the flags."""
+    import json
+    from pathlib import Path
+
+    python = envs.ensure(envs.spec_for("theano"))
+    # load() sets the backend's flags (and its shared compile cache)
+    env = {key: value for key, value in os.environ.items() if key != "THEANO_FLAGS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([str(python), "-c", _FAST_STEP], env=env, capture_output=True,
+                         text=True, timeout=600, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["same"] is True and result["trust_input"] is False
+    assert "CrossentropySoftmaxArgmax1HotWithBias" in result["ops"]
+    assert not [op for op in result["ops"] if "Switch" in op]  # fused ones included
+    assert result["relu_grad_at_zero"] == 0.0
+    settings = result["settings"]
+    assert settings["theano.config.linker"] == "cvm"
+    assert settings["theano.config.blas.ldflags"] == ""
+    assert settings["theano.config.openmp"] is False

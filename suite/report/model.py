@@ -49,6 +49,10 @@ class BackendInfo:
     versions: dict[str, str] = field(default_factory=dict)
     timing_status: str | None = None
     timing_reason: str | None = None
+    lockstep_train_s: float | None = None
+    lockstep_export_s: float | None = None
+    lockstep_steps: int | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)  # its threads and precision
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,10 @@ def _backend(name: str, raw: dict[str, Any]) -> BackendInfo:
     return BackendInfo(
         name=name, role=raw.get("role", "backend"), status=raw.get("status", "ok"),
         reason=raw.get("reason"), versions=dict(raw.get("versions") or {}),
-        timing_status=raw.get("timing_status"), timing_reason=raw.get("timing_reason"))
+        timing_status=raw.get("timing_status"), timing_reason=raw.get("timing_reason"),
+        lockstep_train_s=raw.get("lockstep_train_s"),
+        lockstep_export_s=raw.get("lockstep_export_s"), lockstep_steps=raw.get("lockstep_steps"),
+        runtime=dict(raw.get("runtime") or {}))
 
 
 def _ledger(raw: dict[str, Any]) -> LedgerEntry:
@@ -224,6 +231,16 @@ def millis(value: float | None) -> str:
     return f"{value:.0f} ms" if value >= 100 else f"{value:.3g} ms"
 
 
+def number(value: Any) -> float | None:
+    """A float, or None for a missing value (None, or NaN as pandas reads an empty cell)."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def ratio(value: Any) -> str:
+    value = number(value)
+    return "—" if value is None else f"{value:.2f}×"
+
+
 def count(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
@@ -286,6 +303,7 @@ class Report:
     gradients: Table | None
     gradients_note: str
     timing: Table | None
+    lockstep: Table | None
     ledger: tuple[tuple[LedgerEntry, str], ...]  # an entry that applied, its variant's status
     errors: Table | None
     environment: Table
@@ -310,6 +328,7 @@ def build(run: Run) -> Report:
         tolerances=_tolerances(meta.get("tolerances") or {}),
         network=_network(run.spec), training=_training(run.spec),
         gradients=gradients, gradients_note=gradients_note, timing=_timing(run),
+        lockstep=_lockstep(run),
         ledger=tuple(_ledger_applied(run)),
         errors=_errors(run), environment=_environment(run),
         generated=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by fnn-suite {__version__}",
@@ -506,6 +525,23 @@ def _timing(run: Run) -> Table | None:
                  rows, (False,) + (True,) * 9 + (False,))
 
 
+def _lockstep(run: Run) -> Table | None:
+    """Training against the lockstep run's own overhead, per backend."""
+    rows = []
+    for info in run.backends.values():
+        if info.role == "variant" or info.lockstep_train_s is None or not info.lockstep_steps:
+            continue
+        train, export, steps = info.lockstep_train_s, info.lockstep_export_s or 0.0, \
+            info.lockstep_steps
+        rows.append((info.name, count(steps), seconds(train), millis(1e3 * train / steps),
+                     seconds(export), millis(1e3 * export / steps),
+                     f"{export / train:.1f}×" if train else "—"))
+    if not rows:
+        return None
+    return Table(("backend", "steps", "training", "per step", "export overhead", "per step",
+                  "overhead / training"), tuple(rows), (False,) + (True,) * 6)
+
+
 def _ledger_applied(run: Run) -> list[tuple[LedgerEntry, str]]:
     """Entries that applied to some backend, each with how its variant reference ran.
 
@@ -542,6 +578,19 @@ def _errors(run: Run) -> Table | None:
     return Table(("backend", "where", "status", "reason"), tuple(rows)) if rows else None
 
 
+def _thread_rows(run: Run) -> list[tuple[str, str]]:
+    """The thread variables the harness set, and each backend's own thread and matmul
+    precision settings as it reported them."""
+    rows = []
+    if run.meta.get("thread_environment"):
+        rows.append(("thread environment", ", ".join(
+            f"{k}={v}" for k, v in run.meta["thread_environment"].items())))
+    rows += [(f"threads and precision ({info.name})",
+              ", ".join(f"{k}={v}" for k, v in info.runtime.items()))
+             for info in run.backends.values() if info.runtime and info.role != "variant"]
+    return rows
+
+
 def _environment(run: Run) -> Table:
     env, meta = run.meta.get("environment", {}), run.meta
     rows = [("Python", env.get("python", "—")), ("NumPy", env.get("numpy", "—"))]
@@ -555,7 +604,9 @@ def _environment(run: Run) -> Table:
     rows += [
         ("platform", env.get("platform", "—")),
         ("CPU", f"{env.get('cpu', '—')} ({env.get('cpu_count', '?')} cores)"),
-        ("threads", str(meta.get("threads", "—"))), ("seed", str(meta.get("seed", "—"))),
+        ("threads", str(meta.get("threads", "—"))),
+        *_thread_rows(run),
+        ("seed", str(meta.get("seed", "—"))),
         ("dtype", run.dtype), ("device", str(meta.get("device", "—"))),
         ("run", f"{meta.get('run', run.path.name)}, created {meta.get('created', '—')}, "
                 f"fnn-suite {meta.get('suite_version', '—')}"),

@@ -137,3 +137,25 @@ class HalfBackend(Backend):
 
     def versions(self):
         return {}
+
+
+class HangsAtWidth32Backend(NumpyBackend):
+    """Hangs while building a network with 32-unit layers; every other size is fine."""
+
+    name = "hangs-at-32"
+
+    def build(self, spec, params, dtype, device):
+        if any(layer.units == 32 for layer in spec.layers):
+            time.sleep(3600)
+        return super().build(spec, params, dtype, device)
+
+
+class CrashesAtWidth32Backend(NumpyBackend):
+    """Dies (as a segfault would) building a network with 32-unit layers."""
+
+    name = "crashes-at-32"
+
+    def build(self, spec, params, dtype, device):
+        if any(layer.units == 32 for layer in spec.layers):
+            os._exit(3)
+        return super().build(spec, params, dtype, device)

@@ -93,3 +93,36 @@ def test_a_float32_run_stays_float32():
     _, grads = trainer.loss_and_grads(x, y)
     arrays = [*grads.values(), *trainer.get_params().values(), trainer.predict(x)]
     assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+
+
+# ---------------------------------------------------------------------------- timing
+
+
+def test_fast_step_trains_exactly_like_train_step():
+    """fast_step cycles through its batches with train_step's update (momentum state
+    included), and the contract's default time_steps times it: one timing per step."""
+    from fnn_suite_autograd.backend import AutogradBackend
+
+    backend = AutogradBackend()
+    backend.load(threads=1)
+    spec = from_dict({"name": "t", "input_dim": 3,
+                      "layers": [{"units": 4, "activation": "tanh"}, {"units": 2}],
+                      "loss": "mse", "optimizer": {"name": "sgd", "learning_rate": 0.1,
+                                                   "momentum": 0.9},
+                      "training": {"dtype": "float64"}})
+    params = initial_params(spec)
+    fast, slow = (backend.build(spec, params, "float64", "cpu") for _ in range(2))
+    rng = np.random.default_rng(1)
+    data = [(rng.standard_normal((5, 3)), rng.standard_normal((5, 2))) for _ in range(2)]
+    step = fast.fast_step(data)
+    for i in range(3):
+        step()
+        slow.train_step(*data[i % 2])
+    after = fast.get_params()
+    assert all(np.array_equal(after[k], v) for k, v in slow.get_params().items())
+    assert not np.array_equal(after["dense_0/kernel"], params["dense_0/kernel"])
+
+    times = fast.time_steps(data, 4)
+    assert len(times) == 4 and all(t > 0 for t in times)
+    with pytest.raises(ValueError, match="at least one batch. Received: none"):
+        fast.fast_step([])
