@@ -106,7 +106,7 @@ def hidden_preactivations(model: Sequential, x) -> list[np.ndarray]:
     for layer in model.layers:
         h = layer.forward(h)
         if layer in model.dense[:-1]:
-            found.append(h)
+            found.append(h.copy())  # the layer's workspace: the activation overwrites it
     return found
 
 

@@ -359,3 +359,66 @@ def test_rejects_wrong_hyperparameters_and_conventions():
         optimizers.get("sgd", HYPER["sgd"], {"sgd_momentum": "tf"})
     with pytest.raises(ValueError, match="unknown reference convention"):
         optimizers.get("adam", HYPER["adam"], {"adam_epsilon_hat": "keras"})
+
+
+# ---------------------------------------------------------------------------- flat updates
+
+
+def flatten(arrays):
+    """One flat array holding ``arrays`` (name -> array), its views and its layout."""
+    layout, offset = {}, 0
+    for key, value in arrays.items():
+        layout[key] = (offset, value.shape)
+        offset += value.size
+    flat = np.concatenate([value.ravel() for value in arrays.values()])
+    views = {key: flat[o:o + math.prod(shape)].reshape(shape) for key, (o, shape) in layout.items()}
+    return flat, views, layout
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", list(CASES))
+def test_flat_update_equals_update_bit_for_bit(case, dtype):
+    """update_flat on one contiguous array is update on each parameter: the same numbers,
+    the gradients untouched, and each parameter's state a view under its own name."""
+    name, _, conventions, _ = CASES[case]
+    want, want_opt = run_reference(case, dtype)
+    opt = optimizers.get(name, hyper_of(case), conventions)
+    flat, views, layout = flatten(start(dtype))
+    for step, grads in enumerate(gradient_sequence(dtype)):
+        flat_grads = flatten(grads)[0]
+        kept = flat_grads.copy()
+        opt.update_flat(flat, flat_grads, layout)
+        np.testing.assert_array_equal(flat_grads, kept)
+        for key in views:
+            assert views[key].dtype == dtype
+            np.testing.assert_array_equal(views[key], want[step][key], err_msg=key)
+    assert opt.t == want_opt.t
+    for key, slots in want_opt.state.items():
+        assert set(opt.state[key]) == set(slots)
+        for slot, value in slots.items():
+            assert np.shares_memory(opt.state[key][slot], opt._flat_state[slot])
+            np.testing.assert_array_equal(opt.state[key][slot], value, err_msg=slot)
+
+
+@pytest.mark.parametrize("name", ["sgd-momentum", "sgd-nesterov-keras", "adam-amsgrad",
+                                  "rmsprop-centered-momentum"])
+def test_flat_update_across_blocks(name):
+    """A flat array of several blocks (and a partial last one) updates like one array."""
+    opt_name, _, conventions, _ = CASES[name]
+    rng = np.random.default_rng(7)
+    shapes = {"w": (5, optimizers.BLOCK // 2 + 5), "b": (optimizers.BLOCK // 3,)}
+    params = {key: rng.standard_normal(shape).astype(np.float32) for key, shape in shapes.items()}
+    plain = {key: value.copy() for key, value in params.items()}
+    flat, views, layout = flatten(params)
+    assert flat.size > 2 * optimizers.BLOCK and flat.size % optimizers.BLOCK
+    flat_opt = optimizers.get(opt_name, hyper_of(name), conventions)
+    opt = optimizers.get(opt_name, hyper_of(name), conventions)
+    for scale in (3.0, 0.1, 1.0):
+        grads = {key: (rng.standard_normal(shape) * scale).astype(np.float32)
+                 for key, shape in shapes.items()}
+        opt.update(plain, grads)
+        flat_opt.update_flat(flat, flatten(grads)[0], layout)
+    for key in shapes:
+        np.testing.assert_array_equal(views[key], plain[key], err_msg=key)
+        for slot, value in opt.state[key].items():
+            np.testing.assert_array_equal(flat_opt.state[key][slot], value, err_msg=slot)

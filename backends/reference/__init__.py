@@ -5,6 +5,12 @@ Modules: :mod:`activations` and :mod:`losses` (registries of small pure function
 the layer below), :mod:`model` (a Sequential of those), :mod:`optimizers` (a registry of
 update rules) and :mod:`backend` (the plug-in, ``NumpyBackend``).
 
+It is also fast, with the same numbers: layers write into arrays they own and reuse
+(``out=``, in-place activations), parameters and gradients are views into one flat array
+(:mod:`flat`) that an optimizer updates in cache-sized blocks, softmax cross-entropy
+shares its softmax between value and gradient, and a large plain SGD update runs on the
+BLAS's threads (:mod:`blas`). Each fast form is tested equal to its formula.
+
 Where a framework's native formula differs from the published one, the reference can
 reproduce it as a named *convention* (the ledger in ``suite.ledger`` says which
 framework uses which), so that the suite can tell a known difference from a failure.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from backends.base import Backend, Batch, Params, Trainer
-from backends.reference import activations, losses, optimizers, resolve_conventions
+from backends.reference import activations, blas, losses, optimizers, resolve_conventions
 from backends.reference.model import Sequential
 
 if TYPE_CHECKING:
@@ -25,12 +25,15 @@ class ReferenceTrainer(Trainer):
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         loss = self.model.loss(x, y)
-        return float(loss), self.model.backward()
+        return float(loss), self.model.backward()  # copies: the caller keeps them
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss, grads = self.loss_and_grads(x, y)
-        self.optimizer.update(self.model.params, grads)
-        return loss
+        model = self.model
+        loss = model.loss(x, y)
+        model.backward(copy=False)  # into model.flat_grads, which no one else keeps
+        self.optimizer.update_flat(model.flat_params, model.flat_grads, model.layout,
+                                   overwrite_grads=True)
+        return float(loss)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.model.predict(x)
@@ -38,17 +41,14 @@ class ReferenceTrainer(Trainer):
     def get_params(self) -> Params:
         return {name: value.copy() for name, value in self.model.params.items()}
 
-    def time_steps(self, batches: Sequence[Batch], n: int) -> list[float]:
-        if not batches:
-            raise ValueError("time_steps needs at least one batch. Received: none")
-        data = [self.model.prepare(x, y) for x, y in batches]
-        times = []
-        for i in range(n):
-            x, y = data[i % len(data)]
-            start = time.perf_counter()
-            self.train_step(x, y)
-            times.append(time.perf_counter() - start)
-        return times
+    def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
+        data = itertools.cycle([self.model.prepare(x, y) for x, y in batches])
+        train_step = self.train_step
+
+        def step() -> None:
+            train_step(*next(data))
+
+        return step
 
 
 class NumpyBackend(Backend):
@@ -71,6 +71,18 @@ class NumpyBackend(Backend):
 
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}
+
+    def runtime_settings(self) -> dict[str, object]:
+        """NumPy's BLAS as built (``numpy.blas``) and, for OpenBLAS, as it runs: the kernel
+        it picked for this CPU (``numpy.blas_config``) and its thread count
+        (``numpy.blas_threads``, which the harness's OPENBLAS_NUM_THREADS set)."""
+        try:
+            built = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            settings: dict[str, object] = {"numpy.blas": f"{built['name']} {built['version']}"}
+        except (KeyError, TypeError, ValueError):
+            settings = {"numpy.blas": "unknown"}
+        settings.update(blas.settings())
+        return settings
 
     def supports(self, feature: str) -> bool | str:
         declared = super().supports(feature)  # dtypes, devices and `unsupported`
@@ -103,3 +115,4 @@ class NumpyBackend(Backend):
         optimizer = optimizers.get(spec.optimizer.name, spec.optimizer.params,
                                    self.conventions)
         return ReferenceTrainer(model, optimizer)
+

@@ -1,5 +1,12 @@
 """Layers: one module per kind. ``forward`` caches what ``backward`` needs; ``backward``
 takes delta = dL/d(output) of shape (batch, units_out) and returns dL/d(input).
+
+Speed without changing a number: each layer writes its output (and a Dense layer its input
+delta and its gradients) into arrays it owns and reuses from step to step, so a training
+step allocates almost nothing. What ``forward`` and ``backward`` return is therefore valid
+until the layer's next call: copy what you keep. An :class:`Activation` built with
+``in_place=True`` overwrites the ``z`` and ``delta`` it is given (the Sequential passes it
+arrays that no one else reads).
 """
 
 from __future__ import annotations
@@ -20,29 +27,47 @@ class Dense:
     bias : ndarray of shape (fan_out,)
         Held by reference: an optimizer updating them in place updates the layer.
     l2 : float
+    kernel_grad, bias_grad : ndarray shaped like kernel and bias, optional
+        Where :meth:`backward` writes the gradients (held by reference, like the
+        parameters: views into one flat array let an optimizer update every parameter at
+        once); zeros of their own when not given.
     """
 
-    def __init__(self, kernel: np.ndarray, bias: np.ndarray, l2: float = 0.0):
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, l2: float = 0.0,
+                 kernel_grad: np.ndarray | None = None, bias_grad: np.ndarray | None = None):
         self.kernel = kernel
         self.bias = bias
         self.l2 = float(l2)
-        self.grads: dict[str, np.ndarray] = {}
+        self.kernel_grad = np.zeros_like(kernel) if kernel_grad is None else kernel_grad
+        self.bias_grad = np.zeros_like(bias) if bias_grad is None else bias_grad
+        self.grads: dict[str, np.ndarray] = {"kernel": self.kernel_grad, "bias": self.bias_grad}
         self._h: np.ndarray | None = None
+        self._z: np.ndarray | None = None  # workspace: the output
+        self._dh: np.ndarray | None = None  # workspace: the input delta
 
     def forward(self, h: np.ndarray) -> np.ndarray:
-        """h of shape (batch, fan_in) -> z of shape (batch, fan_out)."""
+        """h of shape (batch, fan_in) -> z of shape (batch, fan_out), in the workspace."""
         self._h = h
-        z = h @ self.kernel
-        z += self.bias  # in place on the fresh product: one array, not two
+        z = self._z
+        if z is None or len(z) != len(h):
+            z = self._z = np.empty((len(h), self.kernel.shape[1]), self.kernel.dtype)
+        np.matmul(h, self.kernel, out=z)
+        z += self.bias
         return z
 
     def backward(self, delta: np.ndarray, input_delta: bool = True) -> np.ndarray | None:
-        """Store ``grads`` (fresh arrays) and return delta @ kernel.T (None if not asked)."""
-        kernel_grad = self._h.T @ delta
+        """Write ``grads`` and return delta @ kernel.T (None if not asked), in the workspace."""
+        h = self._h
+        np.matmul(h.T, delta, out=self.kernel_grad)
         if self.l2:
-            kernel_grad += (2.0 * self.l2) * self.kernel
-        self.grads = {"kernel": kernel_grad, "bias": delta.sum(axis=0)}
-        return delta @ self.kernel.T if input_delta else None
+            self.kernel_grad += (2.0 * self.l2) * self.kernel
+        delta.sum(axis=0, out=self.bias_grad)
+        if not input_delta:
+            return None
+        dh = self._dh
+        if dh is None or dh.shape != h.shape:
+            dh = self._dh = np.empty(h.shape, self.kernel.dtype)
+        return np.matmul(delta, self.kernel.T, out=dh)
 
     def penalty(self) -> float:
         """l2 * sum(kernel**2), the term this layer adds to the loss."""
@@ -52,21 +77,34 @@ class Dense:
 
 
 class Activation:
-    """out = sigma(z), elementwise, through the activation registry."""
+    """out = sigma(z), elementwise, through the activation registry.
+
+    With ``in_place=True`` the layer may overwrite the ``z`` it is given with ``out`` and
+    the ``delta`` it is given with its result, where the registry has those forms.
+    """
 
     def __init__(self, name: str, params: Mapping[str, float] | None = None,
-                 conventions: Mapping[str, str] | None = None):
+                 conventions: Mapping[str, str] | None = None, in_place: bool = False):
         self.name = name
         self.fn = activations.get(name, conventions)
         # Python floats: a NumPy float64 scalar would upcast float32 arrays under NumPy 2.
         self.params = {key: float(value) for key, value in (params or {}).items()}
+        self.in_place = in_place
+        self._forward_in_place = self.fn.forward_in_place if in_place else None
+        self._backward_in_place = self.fn.backward_in_place if in_place else None
         self._z: np.ndarray | None = None
         self._out: np.ndarray | None = None
 
     def forward(self, z: np.ndarray) -> np.ndarray:
-        self._z = z
-        self._out = self.fn.forward(z, **self.params)
+        if self._forward_in_place is not None:
+            self._z = None  # overwritten: the in-place backward needs only out
+            self._out = self._forward_in_place(z, **self.params)
+        else:
+            self._z = z
+            self._out = self.fn.forward(z, **self.params)
         return self._out
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
+        if self._backward_in_place is not None:
+            return self._backward_in_place(self._out, delta, **self.params)
         return self.fn.backward(self._z, self._out, delta, **self.params)

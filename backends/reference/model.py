@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.base import Params, dense_names
-from backends.reference import activations, float32_constant, losses, resolve_conventions
+from backends.reference import activations, flat, float32_constant, losses, resolve_conventions
 from backends.reference.layers import Activation, Dense
 
 if TYPE_CHECKING:
@@ -22,6 +22,11 @@ class Sequential:
 
     When ``spec.fused_output`` is True the output activation is left out: the network
     ends in logits, the loss takes them, and :meth:`predict` applies sigmoid or softmax.
+
+    Every parameter is a view into one contiguous array, ``flat_params``, and every
+    gradient a view into ``flat_grads`` (``layout`` names the pieces): an elementwise
+    optimizer updates them all in one pass (:meth:`Optimizer.update_flat`), which may use
+    ``flat_grads`` as its scratch once :meth:`backward` has filled it.
 
     Parameters
     ----------
@@ -37,7 +42,11 @@ class Sequential:
     def __init__(self, spec: Spec, params: Params, dtype: str = "float64",
                  conventions: Mapping[str, str] | None = None):
         self.dtype = np.dtype(dtype)
-        self.params = _own_params(spec, params, self.dtype)
+        self.layout = flat.layout_of(_shapes(spec))
+        self.flat_params = _own_params(spec, params, self.dtype, self.layout)
+        self.flat_grads = np.zeros_like(self.flat_params)
+        self.params = flat.views(self.flat_params, self.layout)
+        self.grads = flat.views(self.flat_grads, self.layout)
         self.dense: list[Dense] = []
         self.layers: list[Dense | Activation] = []
         resolved = resolve_conventions(conventions)
@@ -45,17 +54,22 @@ class Sequential:
         for i, layer in enumerate(spec.layers):
             # NOTE: Keras's L2 regularizer computes ops.cast(l2, x.dtype) * sum(x**2).
             l2 = float32_constant(layer.kernel_l2, resolved, "float32_l2")
-            dense = Dense(self.params[f"dense_{i}/kernel"], self.params[f"dense_{i}/bias"], l2)
+            kernel, bias = f"dense_{i}/kernel", f"dense_{i}/bias"
+            dense = Dense(self.params[kernel], self.params[bias], l2,
+                          self.grads[kernel], self.grads[bias])
             self.dense.append(dense)
             self.layers.append(dense)
             if not (i == last and spec.fused_output):
+                # in place: its z and delta are the Dense layers' own workspaces
                 self.layers.append(Activation(layer.activation.name, layer.activation.params,
-                                              conventions))
+                                              conventions, in_place=True))
         self.output = activations.get(spec.output_activation) if spec.fused_output else None
         self.loss_fn = losses.get(spec.loss.name)
         self.loss_params = {key: float(value) for key, value in spec.loss.params.items()}
         self.target_dtype = np.dtype(np.int64) if spec.loss.name == SPARSE else self.dtype
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._penalized = [dense for dense in self.dense if dense.l2]
+        self._backward_layers = self.layers[:0:-1]  # every layer but the first, last first
+        self._delta: np.ndarray | None = None
 
     def prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x and y in the model's dtypes (no copy when they already are)."""
@@ -63,53 +77,64 @@ class Sequential:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x of shape (batch, input_dim) -> output (batch, units), logits when fused."""
-        h = np.asarray(x, dtype=self.dtype)
+        return self._forward(np.asarray(x, dtype=self.dtype)).copy()
+
+    def _forward(self, h: np.ndarray) -> np.ndarray:
+        """The output in the last layer's workspace (valid until the next forward)."""
         for layer in self.layers:
             h = layer.forward(h)
         return h
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        """The batch's data loss plus every L2 penalty; caches what :meth:`backward` needs."""
+        """The batch's data loss plus every L2 penalty; keeps dL/dz for :meth:`backward`."""
         x, y = self.prepare(x, y)
-        z = self.forward(x)
-        self._cache = (z, y)
-        value = self.loss_fn.value(z, y, **self.loss_params)
-        return value + sum(dense.penalty() for dense in self.dense)
+        value, self._delta = self.loss_fn.value_and_grad(self._forward(x), y,
+                                                         **self.loss_params)
+        if self._penalized:
+            # NOTE: the same sum as adding every layer's penalty, zeros included, to 0.0
+            value += sum(dense.penalty() for dense in self._penalized)
+        return value
 
-    def backward(self) -> Params:
-        """Gradients of the last :meth:`loss` under canonical names (fresh arrays)."""
-        if self._cache is None:
+    def backward(self, copy: bool = True) -> Params:
+        """Gradients of the last :meth:`loss` under canonical names: fresh arrays, or with
+        ``copy=False`` the live views of ``flat_grads`` that the next backward overwrites."""
+        delta = self._delta
+        if delta is None:
             raise RuntimeError("backward() needs a loss(x, y) call first")
-        z, y = self._cache
-        delta = self.loss_fn.grad(z, y, **self.loss_params)
-        for layer in reversed(self.layers[1:]):
+        for layer in self._backward_layers:
             delta = layer.backward(delta)
         self.layers[0].backward(delta, input_delta=False)
-        self._cache = None
-        grads: Params = {}
-        for i, dense in enumerate(self.dense):
-            grads[f"dense_{i}/kernel"] = dense.grads["kernel"]
-            grads[f"dense_{i}/bias"] = dense.grads["bias"]
-        return grads
+        self._delta = None
+        if not copy:
+            return self.grads
+        return {name: grad.copy() for name, grad in self.grads.items()}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Outputs (batch, units) with the output activation applied (probabilities)."""
-        z = self.forward(x)
-        return self.output.forward(z) if self.output is not None else z
+        z = self._forward(np.asarray(x, dtype=self.dtype))
+        return self.output.forward(z) if self.output is not None else z.copy()
 
 
-def _own_params(spec: Spec, params: Params, dtype: np.dtype) -> Params:
-    """C-contiguous copies in ``dtype``, checked against the spec's layer sizes."""
+
+def _shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    """Canonical name -> shape, kernel then bias, layer after layer."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (fan_in, fan_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True)):
+        shapes[f"dense_{i}/kernel"], shapes[f"dense_{i}/bias"] = (fan_in, fan_out), (fan_out,)
+    return shapes
+
+
+def _own_params(spec: Spec, params: Params, dtype: np.dtype, layout: flat.Layout
+                ) -> np.ndarray:
+    """One flat array in ``dtype`` holding copies of ``params``, checked against the spec."""
     names = dense_names(len(spec.layers))
     missing = [name for name in names if name not in params]
     if missing:
         raise ValueError(f"missing parameters: {', '.join(missing)}")
-    owned: Params = {}
-    for i, (fan_in, fan_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True)):
-        for part, shape in (("kernel", (fan_in, fan_out)), ("bias", (fan_out,))):
-            name = f"dense_{i}/{part}"
-            value = np.array(params[name], dtype=dtype, order="C")
-            if value.shape != shape:
-                raise ValueError(f"{name}: expected shape {shape}. Received: {value.shape}")
-            owned[name] = value
+    owned = np.empty(flat.size_of(layout), dtype)
+    for name, view in flat.views(owned, layout).items():
+        value = np.asarray(params[name])
+        if value.shape != view.shape:
+            raise ValueError(f"{name}: expected shape {view.shape}. Received: {value.shape}")
+        view[...] = value  # cast to dtype, as np.array(value, dtype) does
     return owned
