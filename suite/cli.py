@@ -183,6 +183,8 @@ def check_backend(
     threads: Annotated[int | None, typer.Option(
         help="Intra-op threads for every worker. Default: every core.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds each backend may take.")] = 900.0,
+    workers: Annotated[int, typer.Option(
+        help="Backends checked side by side (nothing is timed).")] = 1,
     out: Annotated[Path | None, typer.Option(
         help="Where to write conformance.md/.html/.csv. Default: reports/check-<names>.")]
     = None,
@@ -194,14 +196,14 @@ def check_backend(
     from suite.kit import console as kit_console
     from suite.kit.render import write_report
 
-    _check_positive(threads=threads)
+    _check_positive(threads=threads, workers=workers)
     if device not in catalogue.DEVICES:
         raise UserError(f"expected a device in {', '.join(catalogue.DEVICES)}. "
                         f"Received: --device {device}")
     for name in names:
         registry.resolve(name)  # an unknown name stops here, listing the known ones
     options = KitOptions(dtypes=tuple(d.value for d in dtype) if dtype else catalogue.DTYPES,
-                         device=device, threads=threads, timeout_s=timeout)
+                         device=device, threads=threads, timeout_s=timeout, workers=workers)
     with kit_console.progress(console) as bar:
         result = check_backends(names, options, kit_console.progress_handler(bar))
     folder = out or Path("reports") / ("check-" + "-".join(result.backends()))

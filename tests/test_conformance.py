@@ -2,7 +2,8 @@
 
 Each backend must pass every probe in float32 and float64, or differ only where a ledger
 entry explains it (an expected failure naming the entry). A test per backend, dtype and
-probe; the battery runs once per backend, in worker processes.
+probe; the battery runs once per backend, in worker processes, two backends side by side
+(nothing is timed; PyTensor's and Theano's cold compiles are single-threaded).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ BUILTINS = [name for name in registry.builtin_names() if name != registry.REFERE
 
 
 @pytest.mark.slow
-@parametrize_with_checks(BUILTINS)
+@parametrize_with_checks(BUILTINS, workers=2)
 def test_builtin_backend_conforms(backend, check):
     info = registry.describe(backend)
     if not info.available:

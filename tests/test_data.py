@@ -151,13 +151,13 @@ def test_unusable_files_say_why_and_list_the_builtin_sets(tmp_path, name, expect
                          else b"some notes")
     text = error_text(make_spec(str(path), target="label"))
     assert expected.format(path=path) in text
-    assert "regression, blobs, spirals, iris, wine, breast_cancer, digits" in text
+    assert "regression, blobs, spirals, random, iris, wine, breast_cancer, digits" in text
 
 
 def test_a_name_that_is_neither_a_set_nor_a_file():
     text = error_text(make_spec("blobz"))
     assert "no built-in dataset or file named 'blobz'" in text and "'blobs'?" in text
-    assert "spirals, iris" in text
+    assert "spirals, random, iris" in text
 
 
 # ---------------------------------------------------------------------------- spec checks

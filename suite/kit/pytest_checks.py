@@ -17,6 +17,7 @@ feature is skipped with the backend's reason; a fail or an error fails with its 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,12 +56,26 @@ class Check:
     probe: str
     dtype: str
     options: KitOptions
+    group: tuple[str, ...] = ()  # the parametrization's backends, run together on first use
+    workers: int = 1
 
     def __call__(self, backend: str) -> None:
+        if (backend, self.options) not in _RESULTS and self.workers > 1:
+            prefetch(self.group, self.options, self.workers)
         _conclude(kit_verdicts(backend, self.options)[self.probe, self.dtype])
 
     def __repr__(self) -> str:
         return f"{self.dtype}-{self.probe}"
+
+
+def prefetch(backends: Sequence[str], options: KitOptions, workers: int) -> None:
+    """Run the battery of every backend not run yet, ``workers`` at once, for kit_result."""
+    todo = [b for b in backends if (b, options) not in _RESULTS
+            and registry.describe(b).available]
+    if todo:
+        result = check_backends(todo, dataclasses.replace(options, workers=workers))
+        for backend in todo:
+            _RESULTS[backend, options] = result.only(registry.name_of(backend))
 
 
 def _conclude(v: ProbeVerdict) -> None:
@@ -74,12 +89,18 @@ def _conclude(v: ProbeVerdict) -> None:
 
 def parametrize_with_checks(backends: Sequence[str],
                             dtypes: Sequence[str] = catalogue.DTYPES, device: str = "cpu",
-                            threads: int | None = None,
-                            timeout_s: float = 900.0) -> Callable:
-    """A ``pytest.mark.parametrize`` over (backend, check) for every probe and dtype."""
+                            threads: int | None = None, timeout_s: float = 900.0,
+                            workers: int = 1) -> Callable:
+    """A ``pytest.mark.parametrize`` over (backend, check) for every probe and dtype.
+
+    With ``workers`` > 1 the first check runs every backend's battery, that many side by
+    side (the kit times nothing); each backend's own battery otherwise runs on its first
+    check.
+    """
     options = KitOptions(dtypes=tuple(dtypes), device=device, threads=threads,
                          timeout_s=timeout_s)
-    cases = [(backend, Check(probe.label, dtype, options))
+    group = tuple(backends)
+    cases = [(backend, Check(probe.label, dtype, options, group, workers))
              for backend in backends for dtype in dtypes for probe in probes()]
     ids = [f"{registry.name_of(backend) if registry.is_target(backend) else backend}-"
            f"{check!r}" for backend, check in cases]

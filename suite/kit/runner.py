@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ class KitOptions:
     device: str = "cpu"
     threads: int | None = None  # None: every core
     timeout_s: float = 900.0  # per worker
+    # Backends' battery workers run side by side, this many at once: the kit times
+    # nothing, and a cold compile cache (PyTensor's numba, Theano's g++) is single-threaded.
+    workers: int = 1
 
 
 @dataclass
@@ -63,6 +67,12 @@ class KitResult:
 
     def backends(self) -> list[str]:
         return list(dict.fromkeys(self.cells.backend))
+
+    def only(self, name: str) -> KitResult:
+        """This result restricted to one backend."""
+        cells = self.cells[self.cells.backend == name].reset_index(drop=True)
+        return KitResult(cells, {name: self.versions.get(name, {})}, self.probes,
+                         self.options, self.threads, comparison.applied_entries(cells))
 
     def unexpected(self) -> pd.DataFrame:
         """Cells that fail or error: what makes ``suite check-backend`` exit non-zero."""
@@ -189,15 +199,20 @@ def check_backends(names: Sequence[str], options: KitOptions = KitOptions(),
                                           registry.resolve(registry.REFERENCE), ref_runs,
                                           scratch, env, options, on_event)
         on_event(registry.REFERENCE, {"phase": "done", "status": ref_result["status"]})
-        cells: list[dict] = []
-        versions = {}
-        for name, target in targets.items():
+        def battery_of(name: str) -> tuple[Path, dict[str, Any]]:
             runs = [{"run": job_id, "job": job_id} for job_id in distinct]
             on_event(name, {"phase": "start", "total": len(runs)})
-            folder, result = _run_worker(name, target, runs, scratch, env, options, on_event,
-                                         env_specs[name])
-            on_event(name, {"phase": "done", "status": result["status"],
-                            "reason": result.get("reason")})
+            done = _run_worker(name, targets[name], runs, scratch, env, options, on_event,
+                               env_specs[name])
+            on_event(name, {"phase": "done", "status": done[1]["status"],
+                            "reason": done[1].get("reason")})
+            return done
+
+        with ThreadPoolExecutor(max(1, options.workers)) as pool:
+            finished = dict(zip(targets, pool.map(battery_of, targets), strict=True))
+        cells: list[dict] = []
+        versions = {}
+        for name, (folder, result) in finished.items():
             versions[name] = result.get("versions", {})
             cells += _compare(name, jobs, folder, result, ref_dir, ref_result)
     finally:
