@@ -151,7 +151,9 @@ def bench(
     options = runner.BenchOptions(backends=names, threads=threads, warmup=warmup,
                                   steps=steps, budget_s=budget, size_timeout_s=size_timeout,
                                   standalone=standalone, out=out, force=force)
-    console.print(f"[bold]{loaded.name}[/]: {len(grid)} sizes, {_describe_net(loaded)}")
+    console.print(f"[bold]{loaded.name}[/]: {len(grid)} size{'s' * (len(grid) != 1)}, from "
+                  f"{sizes.describe(sizes.sized_spec(loaded, grid[0]))['layers']} at batch "
+                  f"{grid[0].batch_size}, {loaded.training.dtype}")
     with _progress() as progress:
         folder = runner.run(loaded, grid, options,
                             bench_console.progress_handler(progress, grid, loaded))

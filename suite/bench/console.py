@@ -65,12 +65,16 @@ def print_summary(console: Console, folder: Path) -> None:
     peak = (bench.meta.get("peak") or {}).get("gflops")
     built = report.build(bench)
     if built.step_times:
+        # one row per backend, one column per size: backends outnumber sizes more often
+        # than not, and a terminal is narrow
+        steps = built.step_times
         table = Table(title="Median step time" + (f" (matmul peak {peak:.0f} GFLOP/s)"
                                                   if peak else ""))
-        for i, column in enumerate(built.step_times.header):
-            table.add_column(column, justify="right" if built.step_times.numeric[i] else "left")
-        for row in built.step_times.rows:
-            table.add_row(*row)
+        table.add_column("backend")
+        for row in steps.rows:
+            table.add_column(f"{row[0]}\n{row[1]} GFLOP", justify="right")
+        for i, name in enumerate(steps.header[2:], start=2):
+            table.add_row(name, *(row[i] for row in steps.rows))
         console.print(table)
     for row in report.crossovers(bench).itertuples():
         console.print(f"  {row.backend} is faster than NumPy: {row.overtakes}")
