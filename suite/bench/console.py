@@ -65,16 +65,21 @@ def print_summary(console: Console, folder: Path) -> None:
     peak = (bench.meta.get("peak") or {}).get("gflops")
     built = report.build(bench)
     if built.step_times:
-        # one row per backend, one column per size: backends outnumber sizes more often
-        # than not, and a terminal is narrow
+        # a terminal is narrow: whichever of sizes and backends is fewer makes the columns
         steps = built.step_times
         table = Table(title="Median step time" + (f" (matmul peak {peak:.0f} GFLOP/s)"
                                                   if peak else ""))
-        table.add_column("backend")
-        for row in steps.rows:
-            table.add_column(f"{row[0]}\n{row[1]} GFLOP", justify="right")
-        for i, name in enumerate(steps.header[2:], start=2):
-            table.add_row(name, *(row[i] for row in steps.rows))
+        if len(steps.rows) < len(steps.header) - 2:
+            table.add_column("backend")
+            for row in steps.rows:
+                table.add_column(f"{row[0]}\n{row[1]} GFLOP", justify="right")
+            for i, name in enumerate(steps.header[2:], start=2):
+                table.add_row(name, *(row[i] for row in steps.rows))
+        else:
+            for i, column in enumerate(steps.header):
+                table.add_column(column, justify="right" if steps.numeric[i] else "left")
+            for row in steps.rows:
+                table.add_row(*row)
         console.print(table)
     for row in report.crossovers(bench).itertuples():
         console.print(f"  {row.backend} is faster than NumPy: {row.overtakes}")
