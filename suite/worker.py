@@ -190,9 +190,10 @@ def _first_non_finite(loss: float, grads: Params, params: Params) -> str | None:
     return None
 
 
-def unsupported_features(backend: Backend, plan: Job) -> list[str]:
+def unsupported_features(backend: Backend, spec: Spec, device: str) -> list[str]:
+    """'feature: reason' for each feature of ``spec`` (and ``device``) the backend lacks."""
     reasons = []
-    for feature in plan.spec.features() + [f"device:{plan.device}"]:
+    for feature in spec.features() + [f"device:{device}"]:
         answer = backend.supports(feature)
         if answer is not True:
             reasons.append(f"{feature}: {answer}")
@@ -209,7 +210,7 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
     result["import_s"] = time.perf_counter() - t0
     result["versions"] = backend.versions()
     result["runtime"] = backend.runtime_settings()
-    missing = unsupported_features(backend, plan)
+    missing = unsupported_features(backend, plan.spec, plan.device)
     if missing:
         result.update(status="unsupported", reason="; ".join(missing))
         return result

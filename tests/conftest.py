@@ -91,3 +91,23 @@ def build(backend: Backend) -> Callable[..., tuple[Trainer, Params]]:
 def optimizer_case(request) -> tuple[str, dict]:
     """Each optimizer with every hyperparameter away from its default: (name, params)."""
     return request.param, OPTIMIZER_SPECS[request.param]
+
+
+# Shared by the framework test modules: train on batches, compare parameter sets.
+STEPS = 4
+
+
+def train(trainer, batches) -> dict[str, np.ndarray]:
+    for x, y in batches:
+        trainer.train_step(x, y)
+    return trainer.get_params()
+
+
+def rel(a: dict, b: dict) -> float:
+    """Relative L2 difference over all tensors at once."""
+    a, b = (np.concatenate([d[k].ravel() for k in sorted(d)]) for d in (a, b))
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def batches(batch, n=STEPS):
+    return [batch(seed=seed) for seed in range(n)]

@@ -13,13 +13,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_spec
+from conftest import batches, make_spec, rel, train
 
 from backends.jax_backend import JaxBackend
 from backends.reference.backend import NumpyBackend
 from suite import ledger
-
-STEPS = 4
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +29,6 @@ def reference(spec, params, conventions=None):
     """The NumPy reference trainer under ``conventions``."""
     return NumpyBackend(conventions).build(spec, params, "float64", "cpu")
 
-
-def train(trainer, batches) -> dict[str, np.ndarray]:
-    for x, y in batches:
-        trainer.train_step(x, y)
-    return trainer.get_params()
-
-
-def rel(a: dict, b: dict) -> float:
-    """Relative L2 difference over all tensors at once."""
-    a, b = (np.concatenate([d[k].ravel() for k in sorted(d)]) for d in (a, b))
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def batches(batch, n=STEPS):
-    return [batch(seed=seed) for seed in range(n)]
 
 
 # ---------------------------------------------------------------------------- load

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_spec
+from conftest import batches, make_spec, rel, train
 
 from backends.pytensor_backend import MODE, PytensorBackend
 from backends.reference.backend import NumpyBackend
 from suite import ledger
 from suite.ledger import pytensor as pytensor_ledger
-
-STEPS = 4
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +25,6 @@ def backend(load_backend):
 def reference(spec, params):
     return NumpyBackend().build(spec, params, "float64", "cpu")
 
-
-def train(trainer, batches) -> dict[str, np.ndarray]:
-    for x, y in batches:
-        trainer.train_step(x, y)
-    return trainer.get_params()
-
-
-def rel(a: dict, b: dict) -> float:
-    """Relative L2 difference over all tensors at once."""
-    a, b = (np.concatenate([d[k].ravel() for k in sorted(d)]) for d in (a, b))
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def batches(batch, n=STEPS):
-    return [batch(seed=seed) for seed in range(n)]
 
 
 def test_load_rejects_a_bad_thread_count():

@@ -64,7 +64,7 @@ def time_size(backend: Backend, spec: Spec, plan: dict[str, Any]) -> dict[str, A
     """One row of bench.csv: build the sized network, time its steps, measure its memory."""
     row: dict[str, Any] = {**describe(spec), "dtype": spec.training.dtype,
                            "gflop_per_step": flops_per_step(spec) / 1e9}
-    missing = unsupported_features(backend, _Job(spec, plan.get("device", "cpu")))
+    missing = unsupported_features(backend, spec, plan.get("device", "cpu"))
     if missing:
         return {**row, "status": "unsupported", "reason": "; ".join(missing)}
     gc.collect()
@@ -123,13 +123,6 @@ def _clock(step: Callable[[], None]) -> float:
     start = time.perf_counter()
     step()
     return time.perf_counter() - start
-
-
-class _Job:
-    """What :func:`suite.worker.unsupported_features` reads: a spec and a device."""
-
-    def __init__(self, spec: Spec, device: str):
-        self.spec, self.device = spec, device
 
 
 # NOTE: Linux lets a process reset its own high-water mark (writing 5 to clear_refs),

@@ -52,7 +52,7 @@ def read_jobs(folder: Path, device: str) -> dict[str, Job]:
 def run_one(backend: Backend, job: Job, out: Path) -> dict[str, Any]:
     """One job: unsupported, or the lockstep run; never raises."""
     out.mkdir(parents=True, exist_ok=True)
-    missing = unsupported_features(backend, job)
+    missing = unsupported_features(backend, job.spec, job.device)
     if missing:
         return {"status": "unsupported", "reason": "; ".join(missing)}
     try:
