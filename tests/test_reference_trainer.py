@@ -18,6 +18,7 @@ import pytest
 
 from backends.reference import activations, losses
 from backends.reference.backend import NumpyBackend
+from backends.reference.model import FEATURE_MAJOR_ROWS
 from suite.spec import from_dict
 
 
@@ -207,6 +208,27 @@ def test_a_step_allocates_nothing_the_size_of_a_kernel():
         tracemalloc.stop()
     kernel = 64 * 256 * 4  # the first (and smallest hidden) kernel's bytes
     assert peak < kernel / 2, f"a step allocated {peak} bytes at its peak"
+
+
+@pytest.mark.parametrize("batch", [16, 128, 129])
+def test_hidden_layers_are_feature_major_up_to_128_rows_with_the_same_numbers_to_rounding(batch):
+    """Batches of up to FEATURE_MAJOR_ROWS rows get Fortran-order hidden workspaces (the
+    logits stay row-major); a row-major model gives the same loss and gradients to
+    rounding."""
+    spec = make_spec(sizes=(20, 48, 32, 5), dtype="float32")
+    trainer, row_major = build(spec, "float32"), build(spec, "float32")
+    for dense in row_major.model.dense:
+        dense.feature_major_rows = 0
+    x, y = batches_of(spec, 1, batch=batch, dtype="float32")[0]
+    loss, grads = trainer.loss_and_grads(x, y)
+    want_loss, want = row_major.loss_and_grads(x, y)
+    *hidden, logits = trainer.model.dense
+    assert all(dense._z.flags.f_contiguous == (batch <= FEATURE_MAJOR_ROWS) for dense in hidden)
+    assert logits._z.flags.c_contiguous
+    assert all(dense._z.flags.c_contiguous for dense in row_major.model.dense)
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    for name, value in want.items():
+        np.testing.assert_allclose(grads[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
 def test_runtime_settings_name_the_blas():

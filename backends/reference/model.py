@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from suite.spec import Spec
 
 SPARSE = "sparse_categorical_crossentropy"
+#: Hidden layers' outputs are feature-major for batches of up to this many rows (see
+#: backends.reference.layers); the logits stay row-major, as the losses read them by row.
+FEATURE_MAJOR_ROWS = 128
 
 
 class Sequential:
@@ -56,7 +59,8 @@ class Sequential:
             l2 = float32_constant(layer.kernel_l2, resolved, "float32_l2")
             kernel, bias = f"dense_{i}/kernel", f"dense_{i}/bias"
             dense = Dense(self.params[kernel], self.params[bias], l2,
-                          self.grads[kernel], self.grads[bias])
+                          self.grads[kernel], self.grads[bias],
+                          feature_major_rows=0 if i == last else FEATURE_MAJOR_ROWS)
             self.dense.append(dense)
             self.layers.append(dense)
             if not (i == last and spec.fused_output):
