@@ -76,7 +76,7 @@ class Dense:
             self.kernel_grad += (2.0 * self.l2) * self.kernel
         # NOTE: NumPy sums a feature-major delta down its contiguous columns, pairwise, and
         # a row-major one row after row: the bias gradient's rounding follows the layout.
-        delta.sum(axis=0, out=self.bias_grad)
+        np.add.reduce(delta, axis=0, out=self.bias_grad)  # delta.sum(0) without its wrapper
         if not input_delta:
             return None
         dh = self._dh
