@@ -48,9 +48,9 @@ class Dense:
                  kernel_grad: np.ndarray | None = None, bias_grad: np.ndarray | None = None,
                  feature_major_rows: int = 0):
         self.kernel = kernel
-        self.feature_major_rows = feature_major_rows
         self.bias = bias
         self.l2 = float(l2)
+        self.feature_major_rows = feature_major_rows
         self.kernel_grad = np.zeros_like(kernel) if kernel_grad is None else kernel_grad
         self.bias_grad = np.zeros_like(bias) if bias_grad is None else bias_grad
         self.grads: dict[str, np.ndarray] = {"kernel": self.kernel_grad, "bias": self.bias_grad}
