@@ -25,7 +25,7 @@ test: install browser envs
 # pytest-benchmark (tests/benchmarks, not part of `make test`): one training step per backend
 # and size, one pytest process per backend (two frameworks in one process disturb each
 # other's thread pools), the thread variables set before Python starts. Writes
-# $(BENCH_DIR)/<backend>.json for `suite report DIR --benchmark-json FILE...`. Override:
+# $(BENCH_DIR)/<backend>.json for `suite report DIR --benchmark-json FILE` (once a file). Override:
 # make bench BENCH_BACKENDS="numpy torch" BENCH_THREADS=4 BENCH_ARGS="--bench-sizes small"
 BENCH_BACKENDS ?= numpy torch tensorflow jax keras keras-torch keras-jax pytensor
 BENCH_THREADS  ?= 2

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import abc
 import importlib.metadata as metadata
+import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 Params = dict[str, np.ndarray]
 Batch = tuple[np.ndarray, np.ndarray]
+Converted = TypeVar("Converted")
 
 
 class Trainer(abc.ABC):
@@ -60,7 +62,7 @@ class Trainer(abc.ABC):
         starts; each call takes the next one in turn and returns only once the device has
         finished (synchronize on a GPU), so that timing one call times one step. The first
         call includes any trace or compile. :meth:`time_steps` and the pytest-benchmark
-        suite time this function.
+        suite time this function. :func:`cycled` converts and cycles the batches.
         """
         raise NotImplementedError(
             f"{type(self).__name__} implements neither fast_step nor time_steps")
@@ -158,6 +160,24 @@ def canonical_params(spec: Spec, params: Params, dtype: str | np.dtype) -> Param
                              f"{(layer.units,)}. Received: {kernel.shape} and {bias.shape}")
         checked[f"dense_{i}/kernel"], checked[f"dense_{i}/bias"] = kernel, bias
     return checked
+
+
+def cycled(batches: Sequence[Batch],
+           convert: Callable[[np.ndarray, np.ndarray], Converted]) -> Iterator[Converted]:
+    """``convert(x, y)`` of every batch, endlessly in turn: the data a :meth:`Trainer.fast_step`
+    steps through.
+
+    Every batch is converted here, before this returns (so before any clock starts, and
+    inside whatever device scope the caller holds), not on the first pass of the cycle.
+
+    Raises
+    ------
+    ValueError
+        When ``batches`` is empty: a step would have nothing to train on.
+    """
+    if not batches:
+        raise ValueError("fast_step needs at least one batch. Received: none")
+    return itertools.cycle([convert(x, y) for x, y in batches])
 
 
 def dense_names(n_layers: int) -> list[str]:

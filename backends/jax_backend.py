@@ -22,7 +22,6 @@ and jax's dispatch thread, which do no arithmetic of a training step.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import sys
 import warnings
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer, canonical_params, dense_names
+from backends.base import Backend, Batch, Params, Trainer, canonical_params, cycled, dense_names
 
 if TYPE_CHECKING:
     from suite.spec import Spec
@@ -185,14 +184,7 @@ class JaxBackend(Backend):
 
     def runtime_settings(self) -> dict[str, object]:
         jax, _ = self._require()
-        return {
-            "jax.NPROC": self._nproc,  # what the CPU client read when it started
-            "jax.xla_cpu_pool_threads": _thread_count("tf_XLAEigen"),
-            "jax.XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-            "jax.default_matmul_precision": str(jax.config.jax_default_matmul_precision),
-            "jax.enable_x64": bool(jax.config.jax_enable_x64),
-            "jax.default_backend": str(jax.default_backend()),
-        }
+        return jax_settings(jax, self._nproc)
 
     def versions(self) -> dict[str, str]:
         import jaxlib
@@ -236,6 +228,20 @@ def _environment(key: str, value: str) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = saved
+
+
+def jax_settings(jax, nproc: int | None) -> dict[str, object]:
+    """jax's report of its CPU pool and float32 matmul precision (also used by Keras on
+    JAX). XLA has no API that reports its CPU pool: ``nproc`` is NPROC as it was when the
+    CPU client started, and the pool's threads are counted as the OS lists them."""
+    return {
+        "jax.NPROC": nproc,
+        "jax.xla_cpu_pool_threads": _thread_count("tf_XLAEigen"),
+        "jax.XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+        "jax.default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+        "jax.enable_x64": bool(jax.config.jax_enable_x64),
+        "jax.default_backend": str(jax.default_backend()),
+    }
 
 
 def _thread_count(name: str) -> int | None:
@@ -318,17 +324,19 @@ class JaxTrainer(Trainer):
         return _numpy(self.params)
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
-        if not batches:
-            raise ValueError("fast_step needs at least one batch. Received: none")
         block = self.jax.block_until_ready
         # on the device before the clock
-        cycle = itertools.cycle(block([(self._x(x), self._y(y)) for x, y in batches]))
+        cycle = cycled(batches, lambda x, y: block((self._x(x), self._y(y))))
         compiled = self._step  # train_step's jitted function, its trace reused
 
         def step() -> None:
             x, y = next(cycle)
-            # jax dispatches asynchronously: the step ends when its outputs exist
-            self.params, self.opt_state, _ = block(compiled(self.params, self.opt_state, x, y))
+            self.params, self.opt_state, loss = compiled(self.params, self.opt_state, x, y)
+            # jax dispatches asynchronously: the step ends when its outputs exist, and the
+            # outputs of one executable are ready together, so waiting for one suffices
+            # (waiting on every parameter and state array: 99 us a step instead of 84 for
+            # 64-64-10 at batch 32, measured).
+            loss.block_until_ready()
 
         return step
 

@@ -10,20 +10,19 @@ once per process (KERAS_BACKEND), so the three never run in the same process.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from backends.base import installed_distribution
+from backends.jax_backend import jax_settings
 from backends.keras_common import KerasBase, KerasTrainer
 from backends.tensorflow_backend import set_tensorflow_threads, tensorflow_settings
-from backends.torch_backend import torch_settings
+from backends.torch_backend import no_sync, torch_settings
 
 # ---------------------------------------------------------------------------- TensorFlow
 
@@ -48,6 +47,12 @@ class TensorflowKerasTrainer(KerasTrainer):
 
     def _numpy(self, tensor) -> np.ndarray:
         return np.array(tensor.numpy(), copy=True)  # a tf.Tensor or tf.Variable
+
+    def _build_train_function(self, batch: tuple) -> None:
+        # TensorFlow's train_on_batch builds symbolically only under a distribution
+        # strategy (_maybe_symbolic_build in keras/src/backend/tensorflow/trainer.py);
+        # without one the model builds when the train function is first traced.
+        self.model.make_train_function()
 
     def _train_function_step(self, data: Iterator[tuple]) -> Callable[[], None]:
         # train_function takes an iterator and runs steps_per_execution (1) steps of it, a
@@ -119,15 +124,10 @@ class TorchKerasTrainer(KerasTrainer):
     def _numpy(self, tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy().copy()
 
-    def _build_train_function(self, batch: tuple) -> None:
-        # Builds the compiled loss and the optimizer's variables (train_on_batch does too).
-        self.model._symbolic_build(data_batch=batch)
-        self.model.make_train_function()
-
     def _train_function_step(self, data: Iterator[tuple]) -> Callable[[], None]:
         # The torch train function takes a sequence of batches and trains on the first.
         train_function = self.model.train_function
-        sync = self.fw.cuda.synchronize if self.device == "cuda" else _no_sync
+        sync = self.fw.cuda.synchronize if self.device == "cuda" else no_sync
 
         def run() -> None:
             train_function((next(data),))
@@ -218,11 +218,6 @@ class JaxKerasTrainer(KerasTrainer):
             self._pending_state = None
         self.model.jax_state_sync()
 
-    def _build_train_function(self, batch: tuple) -> None:
-        # Builds the compiled loss and the optimizer's variables (train_on_batch does too).
-        self.model._symbolic_build(data_batch=batch)
-        self.model.make_train_function()
-
     def _train_function_step(self, data: Iterator[tuple]) -> Callable[[], None]:
         """fit()'s inner loop (keras/src/backend/jax/trainer.py, JAXTrainer.fit): the
         state (the variables' values) threads from one call of the jitted, state-donating
@@ -299,15 +294,7 @@ class KerasJaxBackend(KerasBase):
         return {"jax": str(jax.__version__), "jaxlib": str(jaxlib.__version__)}
 
     def _framework_settings(self, jax: Any) -> dict[str, object]:
-        # XLA has no API that reports its CPU pool: NPROC as set when the client started,
-        # and the pool's threads as the OS lists them (Linux).
-        return {
-            "jax.NPROC": self._nproc,
-            "jax.xla_cpu_pool_threads": _threads_named("tf_XLAEigen"),
-            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-            "jax.default_matmul_precision": str(jax.config.jax_default_matmul_precision),
-            "jax.enable_x64": bool(jax.config.jax_enable_x64),
-        }
+        return jax_settings(jax, self._nproc)
 
     def _no_gpu(self, jax: Any) -> str | None:
         try:
@@ -318,23 +305,6 @@ class KerasJaxBackend(KerasBase):
 
     def _trainer(self) -> type[KerasTrainer]:
         return JaxKerasTrainer
-
-
-def _threads_named(name: str) -> int | None:
-    """How many of this process's threads are named ``name`` (None where the OS does not
-    say: /proc is Linux's)."""
-    tasks = Path("/proc/self/task")
-    if not tasks.is_dir():
-        return None
-    count = 0
-    for task in tasks.iterdir():
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            count += (task / "comm").read_text().strip() == name
-    return count
-
-
-def _no_sync() -> None:
-    """On the CPU every op has finished when it returns."""
 
 
 def _jax_clients_started() -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import itertools
 import math
 import os
 import sys
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer, canonical_params, dense_names
+from backends.base import Backend, Batch, Params, Trainer, canonical_params, cycled, dense_names
 
 if TYPE_CHECKING:
     from suite.spec import Spec
@@ -308,20 +307,19 @@ class KerasTrainer(Trainer):
         NOTE: the loss tracker is not reset between steps (fit() resets it per epoch); it
         only averages the logged loss and does not touch the training.
         """
-        if not batches:
-            raise ValueError("fast_step needs at least one batch. Received: none")
         self._sync()
         with self._scope():
             # (x, y) as fit() packs a batch without sample weights: a trailing None in the
             # batch costs a tf.function call on TensorFlow ~30 us to bind (measured).
-            prepared = [(self._x(x), self._y(y)) for x, y in batches]
-            self._build_train_function(prepared[0])
-        run = self._train_function_step(itertools.cycle(prepared))
+            data = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
+            x, y = batches[0]  # converted again: the build reads its shapes and dtypes
+            self._build_train_function((self._x(x), self._y(y)))
+        run = self._train_function_step(data)
         scope = self._scope
         # The dtype and device scope train_step has (a float64 run traces in float64). A
         # compiled train function reads it only while tracing, which every batch shape
         # does in the first pass over the batches: later calls skip its cost.
-        scoped_calls = len(prepared) if self.traced else math.inf
+        scoped_calls = len(batches) if self.traced else math.inf
         calls = 0
 
         def step() -> None:
@@ -339,8 +337,11 @@ class KerasTrainer(Trainer):
         """Write back a state that fast_step holds outside the model's variables (JAX)."""
 
     def _build_train_function(self, batch: tuple) -> None:
-        """Build the model's compile state and its train function, as train_on_batch does
-        before it calls it."""
+        """Build the model's compile state and its train function from the shapes and
+        dtypes of ``batch`` (an ``(x, y)`` of tensors), as train_on_batch does before it
+        calls it: the compiled loss and the optimizer's variables, then the function
+        (keras/src/backend/{torch,jax}/trainer.py)."""
+        self.model._symbolic_build(data_batch=batch)
         self.model.make_train_function()
 
     @abc.abstractmethod

@@ -19,14 +19,13 @@ leaky_relu, elu, sigmoid, tanh, softplus; four losses).
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer, canonical_params
+from backends.base import Backend, Batch, Params, Trainer, canonical_params, cycled
 
 if TYPE_CHECKING:
     from suite.spec import Spec
@@ -315,9 +314,7 @@ class MxnetTrainer(Trainer):
         return params
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
-        if not batches:
-            raise ValueError("fast_step needs at least one batch. Received: none")
-        cycle = itertools.cycle([(self._x(x), self._y(y)) for x, y in batches])
+        cycle = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
         backward, update, waitall = self._backward, self.trainer.step, self.mx.nd.waitall
         waitall()  # the batches are on the device before the clock
 

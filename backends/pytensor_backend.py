@@ -33,7 +33,6 @@ resize these pools afterwards. Not pinned: nothing else in a step does arithmeti
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -41,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer, canonical_params, dense_names
+from backends.base import Backend, Batch, Params, Trainer, canonical_params, cycled, dense_names
 
 if TYPE_CHECKING:
     from suite.spec import Spec
@@ -396,9 +395,7 @@ class PytensorTrainer(Trainer):
         return {var.name: var.get_value(borrow=False) for var in self.shared}
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
-        if not batches:
-            raise ValueError("fast_step needs at least one batch. Received: none")
-        cycle = itertools.cycle([(self._x(x), self._y(y)) for x, y in batches])
+        cycle = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
         function = self._function
 
         def step() -> None:

@@ -15,7 +15,6 @@ only, after its flags are set; the registries below take the imported
 
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer, canonical_params
+from backends.base import Backend, Batch, Params, Trainer, canonical_params, cycled
 
 if TYPE_CHECKING:
     from suite.spec import Spec
@@ -382,9 +381,7 @@ class TheanoTrainer(Trainer):
         return params
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
-        if not batches:
-            raise ValueError("fast_step needs at least one batch. Received: none")
-        cycle = itertools.cycle([(self._x(x), self._y(y)) for x, y in batches])
+        cycle = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
         function = self._function
 
         def step() -> None:

@@ -7,13 +7,12 @@ therefore take the imported ``torch`` module as their first argument.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer, canonical_params
+from backends.base import Backend, Batch, Params, Trainer, canonical_params, cycled
 
 if TYPE_CHECKING:
     from suite.spec import Spec
@@ -209,12 +208,9 @@ class TorchTrainer(Trainer):
         return params
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
-        if not batches:
-            raise ValueError("fast_step needs at least one batch. Received: none")
         # Tensors on the device before the clock; the step is the usual eager loop body.
-        prepared = [(self._x(x), self._y(y)) for x, y in batches]
-        cycle = itertools.cycle(prepared)
-        sync = self.t.cuda.synchronize if self.device.type == "cuda" else _no_sync
+        cycle = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
+        sync = self.t.cuda.synchronize if self.device.type == "cuda" else no_sync
         opt, loss_of = self.optimizer, self._loss
         sync()
 
@@ -265,8 +261,8 @@ def torch_settings(torch) -> dict[str, object]:
     }
 
 
-def _no_sync() -> None:
-    """On the CPU every op has finished when it returns."""
+def no_sync() -> None:
+    """On the CPU every op has finished when it returns (also used by Keras on torch)."""
 
 
 def _numpy(tensor) -> np.ndarray:

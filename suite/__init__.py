@@ -17,7 +17,6 @@ _LAZY = {
     "optimizers": "suite.api",
     "regularizers": "suite.api",
     "compare": "suite.api",
-    "bench": "suite.api",
     "Run": "suite.results",
     "load_spec": "suite.api",
     "spec_from_dict": "suite.api",

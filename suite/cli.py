@@ -143,9 +143,8 @@ def bench(
             raise UserError(f"expected a positive number of seconds. Received: {flag} {value}")
     if warmup < 0:
         raise UserError(f"expected 0 or more warm-up steps. Received: --warmup {warmup}")
-    estimate = memory.check(loaded, grid)
-    if dry_run:
-        bench_console.print_plan(console, loaded, grid, estimate)
+    if dry_run:  # else runner.run checks the memory first
+        bench_console.print_plan(console, loaded, grid, memory.check(loaded, grid))
         return
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
     options = runner.BenchOptions(backends=names, threads=threads, warmup=warmup,

@@ -172,26 +172,27 @@ def run_process(module: str, name: str, task: dict[str, Any], plan_dir: Path, wo
     with open(log, "w", encoding="utf-8") as err:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True,
                                 env=env, start_new_session=True)
-        reader = threading.Thread(target=_relay, args=(proc, name, on_event), daemon=True)
+        reader = threading.Thread(target=relay, args=(proc, name, on_event), daemon=True)
         reader.start()
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            kill(proc)
             return {"status": "error", "reason": f"worker timed out after {timeout_s:g} s"}
         except BaseException:
-            _kill(proc)
+            kill(proc)
             raise
         finally:
             reader.join(timeout=5)
     result_file = work_dir / "result.json"
     if code != 0 or not result_file.exists():
         return {"status": "error",
-                "reason": f"worker exited with code {code}: {_last_line(log) or 'no message'}"}
+                "reason": f"worker exited with code {code}: {last_line(log) or 'no message'}"}
     return rundir.read_json(result_file)
 
 
-def _relay(proc: subprocess.Popen, name: str, on_event: ProgressFn) -> None:
+def relay(proc: subprocess.Popen, name: str, on_event: ProgressFn) -> None:
+    """Pass each JSON object a worker prints on stdout to ``on_event``, until it closes."""
     assert proc.stdout is not None
     for line in proc.stdout:
         try:
@@ -202,7 +203,8 @@ def _relay(proc: subprocess.Popen, name: str, on_event: ProgressFn) -> None:
             on_event(name, event)
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def kill(proc: subprocess.Popen) -> None:
+    """Kill a worker's whole process group (it was started with start_new_session)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -210,7 +212,8 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _last_line(log: Path) -> str:
+def last_line(log: Path) -> str:
+    """The last non-blank line of a worker's log: usually its error."""
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
              if line.strip()]
     return lines[-1] if lines else ""

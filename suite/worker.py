@@ -108,19 +108,23 @@ def run_timing(backend: Backend, plan: Plan) -> dict[str, Any]:
         t0 = time.perf_counter()
         trainer.predict(data[0][0])
         predict_times.append(time.perf_counter() - t0)
-    q1, median, q3 = np.percentile(steady, [25, 50, 75])
     return {
         "status": "ok",
         "build_s": build_s,
         "first_step_s": float(times[0]),
-        "step_ms_median": float(median),
-        "step_ms_iqr": float(q3 - q1),
-        "samples_per_s": float(len(data[0][0]) / (median / 1e3)),
+        **step_statistics(steady, len(data[0][0])),
         "predict_ms": float(np.median(predict_times) * 1e3),
         "steps_timed": measured,
         "batch_size": int(len(data[0][0])),
         "step_ms": [float(t) for t in steady],
     }
+
+
+def step_statistics(steady_ms: np.ndarray, batch_size: int) -> dict[str, float]:
+    """The median step (ms), its interquartile range, and samples per second at it."""
+    q1, median, q3 = np.percentile(steady_ms, [25, 50, 75])
+    return {"step_ms_median": float(median), "step_ms_iqr": float(q3 - q1),
+            "samples_per_s": float(batch_size / (median / 1e3))}
 
 
 def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:

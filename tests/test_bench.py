@@ -170,7 +170,7 @@ def test_run_json_records_the_peak_and_every_thread_setting(swept):
     assert meta["peak"]["gflops"] > 1 and set(meta["peak"]["by_library"]) == {"numpy", "torch"}
     assert meta["threads"]["count"] == 2
     assert meta["threads"]["environment"]["OMP_NUM_THREADS"] == "2"
-    assert meta["threads"]["backends"]["torch"]["torch.num_threads"] == 2
+    assert meta["backends"]["torch"]["runtime"]["torch.num_threads"] == 2
     assert meta["backends"]["torch"]["status"] == "ok" and meta["backends"]["torch"]["versions"]
 
 
@@ -221,3 +221,47 @@ def test_standalone_scripts_run_beside_the_suite_at_every_size(tmp_path):
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "## The suite's figures against standalone scripts" in text
     assert "| torch | 784-32-10 b8 |" in text
+
+
+# ---------------------------------------------------------------------------- the analysis
+
+
+def timed(steps: dict[str, list[float]]) -> report.Bench:
+    """A Bench of hand-set median step times (ms), one per size, sizes in order of work."""
+    rows = [{"backend": name, "size_index": i, "layers": f"8-{2 ** i}-2", "batch_size": 4,
+             "gflop_per_step": float(i + 1), "step_ms_median": ms, "status": "ok"}
+            for name, times in steps.items() for i, ms in enumerate(times)]
+    return report.Bench(Path("."), {}, pd.DataFrame(rows))
+
+
+def test_crossover_is_the_first_size_from_which_a_backend_stays_ahead():
+    bench = timed({"numpy": [1.0, 2.0, 4.0, 8.0],
+                   "always": [0.5, 1.0, 2.0, 4.0],   # ahead everywhere
+                   "later": [2.0, 1.0, 5.0, 4.0],    # ahead at 1, behind at 2: from 3 only
+                   "never": [2.0, 4.0, 8.0, 16.0],
+                   "equal": [1.0, 2.0, 4.0, 8.0]})   # a tie is not faster
+    found = report.crossovers(bench).set_index("backend")
+    assert found.loc["always", "overtakes"] == "at every size"
+    assert found.loc["always", "speedup"] == pytest.approx(2.0)
+    assert found.loc["later", "overtakes"] == "8-8-2 b4"
+    assert found.loc["later", "speedup"] == pytest.approx(2.0)
+    assert found.loc["never", "overtakes"] == "not within this grid"
+    assert pd.isna(found.loc["never", "speedup"]) and found.loc["never", "largest"] == 0.5
+    assert found.loc["equal", "overtakes"] == "not within this grid"
+
+
+def test_a_sweep_stopped_before_any_row_still_renders_its_report(tmp_path):
+    (tmp_path / "run.json").write_text(
+        '{"kind": "bench", "status": "interrupted", "spec": {"name": "x"}}', encoding="utf-8")
+    report.render(tmp_path)
+    assert "benchmark: x" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_the_python_api_runs_a_sweep(tmp_path):
+    from suite import api
+
+    out = api.bench("digits-mlp", ["numpy"], widths=[16], depths=[1], batch_sizes=[8],
+                    steps=5, out=tmp_path / "api", force=True)
+    rows = pd.read_csv(out / "bench.csv")
+    assert list(rows.status) == ["ok"] and rows.layers[0] == "64-16-10"

@@ -1,5 +1,6 @@
-"""suite.report.benchmarks: pytest-benchmark JSON from tests/benchmarks, read, rendered and
-joined with ``suite bench``'s table; bad files are one-line user errors.
+"""suite.report.benchmarks: pytest-benchmark JSON from tests/benchmarks, read, joined with
+``suite bench``'s table and rendered in a bench folder's report; bad files are one-line
+user errors.
 
 The JSON is real: pytest-benchmark runs tests/benchmarks on the smallest case with the
 NumPy reference, in a subprocess, as ``make bench`` runs it.
@@ -17,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from suite.bench import report, runner
 from suite.errors import UserError
+from suite.harness import THREAD_VARIABLES
 from suite.report.benchmarks import (
     COLUMNS,
     SIDE_BY_SIDE,
@@ -25,19 +28,16 @@ from suite.report.benchmarks import (
     read_benchmark_json,
     side_by_side,
     side_by_side_table,
-    to_html,
-    to_markdown,
 )
 from suite.results import read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
-ENV = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS),
-       "OPENBLAS_NUM_THREADS": str(THREADS)}
-# bench.csv's columns (suite bench), in its order
-BENCH_CSV = ("backend", "width", "depth", "batch_size", "dtype", "threads", "first_step_s",
-             "step_ms_median", "step_ms_iqr", "samples_per_s", "gflops", "peak_share",
-             "peak_rss_mb", "input_dim", "outputs")
+ENV = {**os.environ, **{name: str(THREADS) for name in THREAD_VARIABLES}}
+# the size tests/benchmarks times with --bench-sizes small, as bench.csv names it
+SMALL = {"backend": "numpy", "layers": "64-64-10", "input_dim": 64, "width": 64, "depth": 1,
+         "outputs": 10, "batch_size": 32, "dtype": "float32", "threads": THREADS,
+         "status": "ok", "gflop_per_step": 6 * 32 * (64 * 64 + 64 * 10) / 1e9}
 
 
 def run_benchmarks(*args: str) -> subprocess.CompletedProcess:
@@ -81,50 +81,94 @@ def test_the_json_records_how_it_was_measured(numpy_json):
     assert len(bench["stats"]["data"]) == bench["stats"]["rounds"]  # one step per round
 
 
-def test_table_renders_as_markdown_and_html(numpy_json):
+def test_the_table_has_a_row_per_benchmark(numpy_json):
     table = benchmark_table(read_benchmark_json([numpy_json]))
-    markdown = to_markdown(table)
-    assert markdown.splitlines()[0].startswith("| backend | network | batch | dtype | device |")
-    assert markdown.splitlines()[1].startswith("|---|---|---:|---|---|---:|")
-    assert markdown.splitlines()[2].startswith("| numpy | 64-64-10 | 32 | float32 | cpu | 2 | ")
-    html = to_html(table, "benchmarks")
-    assert html.startswith('<div class="scroll"><table id="benchmarks">')
-    assert '<td>numpy</td><td>64-64-10</td><td class="num">32</td>' in html
-
-
-def test_cells_are_escaped():
-    from suite.report.model import Table
-
-    table = Table(("a|b", "<x>"), (("1|2", "<script>"),), (False, True))
-    assert "| a\\|b | <x> |" in to_markdown(table)
-    html = to_html(table)
-    assert "<script>" not in html and '<td class="num">&lt;script&gt;</td>' in html
+    assert table.header[:6] == ("backend", "network", "batch", "dtype", "device", "threads")
+    assert table.numeric[:6] == (False, False, True, False, False, True)
+    assert len(table.rows) == 1
+    assert table.rows[0][:6] == ("numpy", "64-64-10", "32", "float32", "cpu", "2")
 
 
 def _bench_csv(path: Path, rows: list[dict]) -> pd.DataFrame:
-    """A bench.csv written and read as suite bench writes and the report reads it."""
-    frame = pd.DataFrame([{column: row.get(column, 1.0) for column in BENCH_CSV}
+    """A bench.csv (runner.COLUMNS) written and read as suite bench writes and the report
+    reads it; a column a row does not give is 1.0."""
+    frame = pd.DataFrame([{column: row.get(column, 1.0) for column in runner.COLUMNS}
                           for row in rows])
     frame.to_csv(path, index=False)
     return read_table(path)
 
 
+def _bench_folder(folder: Path, rows: list[dict], benchmark_json: Path) -> Path:
+    """A suite bench folder of ``rows``, with ``benchmark_json`` added and the report
+    rendered, as `suite report FOLDER --benchmark-json FILE` does."""
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"kind": "bench"}))
+    _bench_csv(folder / "bench.csv", rows)
+    report.add_pytest_benchmark(folder, [benchmark_json])
+    report.render(folder)
+    return folder
+
+
+def test_a_bench_report_shows_the_benchmarks_when_it_shares_no_size(numpy_json, tmp_path):
+    folder = _bench_folder(tmp_path / "bench", [{**SMALL, "backend": "torch"}], numpy_json)
+    lines = (folder / "report.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("## pytest-benchmark") + 2
+    assert lines[start].startswith("| backend | network | batch | dtype | device |")
+    assert lines[start + 1].startswith("|---|---|---:|---|---|---:|")
+    assert lines[start + 2].startswith("| numpy | 64-64-10 | 32 | float32 | cpu | 2 | ")
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert '<div class="scroll"><table id="pytest-benchmark-table">' in html
+    assert '<td>numpy</td><td>64-64-10</td><td class="num">32</td>' in html
+
+
+def test_cells_are_escaped(numpy_json, tmp_path):
+    data = json.loads(numpy_json.read_text())
+    data["benchmarks"][0]["extra_info"]["backend"] = "a|b<script>"
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps(data))
+    folder = _bench_folder(tmp_path / "bench", [SMALL], odd)
+    assert "| a\\|b<script> | 64-64-10 |" in (folder / "report.md").read_text(encoding="utf-8")
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert "b<script>" not in html and "<td>a|b&lt;script&gt;</td>" in html
+
+
 def test_side_by_side_joins_on_the_size_and_gives_the_ratio(numpy_json, tmp_path):
     mine = read_benchmark_json([numpy_json])
     median = mine.iloc[0].step_ms_median
-    size = {"backend": "numpy", "input_dim": 64, "width": 64, "depth": 1, "outputs": 10,
-            "batch_size": 32, "dtype": "float32", "threads": 2}
     bench = _bench_csv(tmp_path / "bench.csv", [
-        {**size, "step_ms_median": 2 * median, "step_ms_iqr": 0.01},
-        {**size, "batch_size": 128, "step_ms_median": 5.0},  # not in the benchmarks
-        {**size, "backend": "torch", "step_ms_median": 5.0},
+        {**SMALL, "step_ms_median": 2 * median, "step_ms_iqr": 0.01},
+        {**SMALL, "batch_size": 128, "step_ms_median": 5.0},  # not in the benchmarks
+        {**SMALL, "backend": "torch", "step_ms_median": 5.0},
     ])
     joined = side_by_side(mine, bench)
     assert tuple(joined.columns) == SIDE_BY_SIDE and len(joined) == 1
     assert joined.iloc[0].ratio == pytest.approx(0.5)
     assert joined.iloc[0].bench_ms_median == pytest.approx(2 * median)
-    markdown = to_markdown(side_by_side_table(joined))
-    assert "| numpy | 64-64-10 | 32 | float32 | 2 | " in markdown and "| 0.50× |" in markdown
+    row = side_by_side_table(joined).rows[0]
+    assert row[:5] == ("numpy", "64-64-10", "32", "float32", "2") and row[-1] == "0.50×"
+
+
+def test_a_bench_report_shows_both_medians_of_a_shared_size(numpy_json, tmp_path):
+    folder = _bench_folder(tmp_path / "bench", [{**SMALL, "step_ms_median": 1.0}], numpy_json)
+    text = (folder / "report.md").read_text(encoding="utf-8")
+    assert "| backend | network | batch | dtype | threads | pytest-benchmark median |" in text
+    assert "| numpy | 64-64-10 | 32 | float32 | 2 | " in text
+
+
+def test_networks_of_the_same_widest_layer_and_depth_are_not_joined(numpy_json, tmp_path):
+    """784-512-256-10 and 784-512-512-10: the same input, outputs, width (the widest hidden
+    layer) and depth, but not the same network."""
+    data = json.loads(numpy_json.read_text())
+    data["benchmarks"][0]["extra_info"].update(
+        layers="784-512-256-10", input_dim=784, width=512, depth=2, outputs=10)
+    narrower = tmp_path / "narrower.json"
+    narrower.write_text(json.dumps(data))
+    mine = read_benchmark_json([narrower])
+    size = {**SMALL, "input_dim": 784, "width": 512, "depth": 2, "outputs": 10}
+    wider = _bench_csv(tmp_path / "wider.csv", [{**size, "layers": "784-512-512-10"}])
+    assert side_by_side(mine, wider).empty
+    same = _bench_csv(tmp_path / "same.csv", [{**size, "layers": "784-512-256-10"}])
+    assert len(side_by_side(mine, same)) == 1
 
 
 def test_side_by_side_keeps_the_latest_file_of_a_size(numpy_json, tmp_path):
@@ -142,10 +186,8 @@ def test_side_by_side_keeps_the_latest_file_of_a_size(numpy_json, tmp_path):
 
 def test_threads_that_differ_are_shown_both(numpy_json, tmp_path):
     mine = read_benchmark_json([numpy_json])
-    bench = _bench_csv(tmp_path / "bench.csv", [{
-        "backend": "numpy", "input_dim": 64, "width": 64, "depth": 1, "outputs": 10,
-        "batch_size": 32, "dtype": "float32", "threads": 4, "step_ms_median": 1.0}])
-    assert "| 2 vs 4 |" in to_markdown(side_by_side_table(side_by_side(mine, bench)))
+    bench = _bench_csv(tmp_path / "bench.csv", [{**SMALL, "threads": 4, "step_ms_median": 1.0}])
+    assert side_by_side_table(side_by_side(mine, bench)).rows[0][4] == "2 vs 4"
 
 
 def _error(paths: list[Path]) -> str:
@@ -194,10 +236,10 @@ def test_benchmarks_of_another_suite_are_refused(numpy_json, tmp_path):
 
 def test_a_bench_table_without_the_keys_is_refused(numpy_json):
     with pytest.raises(UserError, match=r"expected a suite bench table \(bench.csv\) with "
-                                        r"columns .*Received: one without input_dim, outputs$"):
+                                        r"columns .*Received: one without layers, dtype$"):
         side_by_side(read_benchmark_json([numpy_json]),
-                     pd.DataFrame(columns=[c for c in BENCH_CSV
-                                           if c not in ("input_dim", "outputs")]))
+                     pd.DataFrame(columns=[c for c in runner.COLUMNS
+                                           if c not in ("layers", "dtype")]))
 
 
 # ---------------------------------------------------------------------------- the suite

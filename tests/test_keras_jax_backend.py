@@ -109,7 +109,7 @@ class InProcess(KerasChecks):
             THREADS if os.path.isdir("/proc/self/task") else None)
         assert settings["jax.default_matmul_precision"] == "highest"
         assert settings["jax.enable_x64"] is True
-        assert settings["XLA_FLAGS"] == os.environ.get("XLA_FLAGS", "")
+        assert settings["jax.XLA_FLAGS"] == os.environ.get("XLA_FLAGS", "")
 
     def test_load_refuses_another_keras_backend(self, backend):
         from backends.keras_backend import KerasBackend, KerasTorchBackend

@@ -8,6 +8,9 @@ take that path only where it changes nothing.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -28,13 +31,19 @@ def vectors(n, dtype, seed=0):
 
 
 def test_numpy_wheels_blas_is_found():
-    """On Linux with NumPy's own wheel the library is there (else the path is dead code)."""
-    import sys
-
+    """On Linux with NumPy's own wheel the library is there (else the path is dead code),
+    and its OpenBLAS names its kernel and runs the thread count the environment set."""
     if not sys.platform.startswith("linux"):
         pytest.skip("found through /proc/self/maps")
     assert LEVEL1 is not None
-    assert blas.settings().get("numpy.blas_threads", 1) >= 1
+    settings = blas.settings()
+    assert isinstance(settings["numpy.blas_config"], str) and settings["numpy.blas_config"]
+    threads = settings["numpy.blas_threads"]
+    assert isinstance(threads, int) and threads >= 1
+    pinned = os.environ.get("OPENBLAS_NUM_THREADS", "")
+    # OpenBLAS caps the count at the cores this process may run on
+    if pinned.isdigit() and 1 <= int(pinned) <= len(os.sched_getaffinity(0)):
+        assert threads == int(pinned)
 
 
 @needs_blas

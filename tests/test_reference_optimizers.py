@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from backends.reference import CONVENTIONS, optimizers
+from backends.reference.flat import layout_of
+from backends.reference.flat import views as views_of
 from suite import catalogue
 
 # ---------------------------------------------------------------------------- scalar rules
@@ -366,13 +368,9 @@ def test_rejects_wrong_hyperparameters_and_conventions():
 
 def flatten(arrays):
     """One flat array holding ``arrays`` (name -> array), its views and its layout."""
-    layout, offset = {}, 0
-    for key, value in arrays.items():
-        layout[key] = (offset, value.shape)
-        offset += value.size
-    flat = np.concatenate([value.ravel() for value in arrays.values()])
-    views = {key: flat[o:o + math.prod(shape)].reshape(shape) for key, (o, shape) in layout.items()}
-    return flat, views, layout
+    layout = layout_of({key: value.shape for key, value in arrays.items()})
+    whole = np.concatenate([value.ravel() for value in arrays.values()])
+    return whole, views_of(whole, layout), layout
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

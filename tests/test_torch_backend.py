@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -68,11 +70,12 @@ def test_fast_step_refuses_no_batches(build):
 
 
 def test_runtime_settings_report_threads_and_no_tf32(backend):
-    """After load(2): two intra-op threads and full-precision float32 matmuls."""
+    """After load(2): two intra-op threads and full-precision float32 matmuls, in a form
+    run.json keeps as it is."""
     settings = backend.runtime_settings()
     assert settings["torch.num_threads"] == 2
     assert settings["torch.float32_matmul_precision"] == "highest"
     assert settings["torch.backends.cuda.matmul.allow_tf32"] is False
+    assert settings["torch.backends.cuda.matmul.fp32_precision"] == "ieee"
     assert settings["torch.backends.cudnn.allow_tf32"] is False
-    json_types = (bool, int, float, str)
-    assert all(isinstance(v, json_types) for v in settings.values())
+    assert json.loads(json.dumps(settings)) == settings

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer
+from backends.base import Backend, Batch, Params, Trainer, cycled
 from backends.reference import activations, blas, losses, optimizers, resolve_conventions
 from backends.reference.model import Sequential
 
@@ -42,7 +41,7 @@ class ReferenceTrainer(Trainer):
         return {name: value.copy() for name, value in self.model.params.items()}
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
-        data = itertools.cycle([self.model.prepare(x, y) for x, y in batches])
+        data = cycled(batches, self.model.prepare)
         train_step = self.train_step
 
         def step() -> None:

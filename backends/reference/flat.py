@@ -27,11 +27,6 @@ def layout_of(shapes: dict[str, tuple[int, ...]]) -> Layout:
     return layout
 
 
-def size_of(layout: Layout) -> int:
-    """Elements of the flat array that ``layout`` fills."""
-    return sum(math.prod(shape) for _, shape in layout.values())
-
-
 def views(flat: np.ndarray, layout: Layout) -> Params:
     """Each name's piece of ``flat``, shaped: C-contiguous views, writes go through."""
     return {name: flat[offset:offset + math.prod(shape)].reshape(shape)

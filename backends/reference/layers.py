@@ -36,24 +36,22 @@ class Dense:
     bias : ndarray of shape (fan_out,)
         Held by reference: an optimizer updating them in place updates the layer.
     l2 : float
-    kernel_grad, bias_grad : ndarray shaped like kernel and bias, optional
+    kernel_grad, bias_grad : ndarray shaped like kernel and bias
         Where :meth:`backward` writes the gradients (held by reference, like the
         parameters: views into one flat array let an optimizer update every parameter at
-        once); zeros of their own when not given.
+        once).
     feature_major_rows : int
         Batches of up to this many rows get a feature-major output workspace (0: never).
     """
 
-    def __init__(self, kernel: np.ndarray, bias: np.ndarray, l2: float = 0.0,
-                 kernel_grad: np.ndarray | None = None, bias_grad: np.ndarray | None = None,
-                 feature_major_rows: int = 0):
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, l2: float,
+                 kernel_grad: np.ndarray, bias_grad: np.ndarray, feature_major_rows: int = 0):
         self.kernel = kernel
         self.bias = bias
         self.l2 = float(l2)
         self.feature_major_rows = feature_major_rows
-        self.kernel_grad = np.zeros_like(kernel) if kernel_grad is None else kernel_grad
-        self.bias_grad = np.zeros_like(bias) if bias_grad is None else bias_grad
-        self.grads: dict[str, np.ndarray] = {"kernel": self.kernel_grad, "bias": self.bias_grad}
+        self.kernel_grad = kernel_grad
+        self.bias_grad = bias_grad
         self._h: np.ndarray | None = None
         self._z: np.ndarray | None = None  # workspace: the output
         self._dh: np.ndarray | None = None  # workspace: the input delta
@@ -70,7 +68,8 @@ class Dense:
         return z
 
     def backward(self, delta: np.ndarray, input_delta: bool = True) -> np.ndarray | None:
-        """Write ``grads`` and return delta @ kernel.T (None if not asked), in the workspace."""
+        """Write ``kernel_grad`` and ``bias_grad``; return delta @ kernel.T (None if not
+        asked), in the workspace."""
         h = self._h
         np.matmul(h.T, delta, out=self.kernel_grad)
         if self.l2:
@@ -111,7 +110,6 @@ class Activation:
         self.fn = activations.get(name, conventions)
         # Python floats: a NumPy float64 scalar would upcast float32 arrays under NumPy 2.
         self.params = {key: float(value) for key, value in (params or {}).items()}
-        self.in_place = in_place
         self._forward_in_place = self.fn.forward_in_place if in_place else None
         self._backward_in_place = self.fn.backward_in_place if in_place else None
         self._z: np.ndarray | None = None

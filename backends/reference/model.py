@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from backends.base import Params, dense_names
+from backends.base import Params, canonical_params
 from backends.reference import activations, flat, float32_constant, losses, resolve_conventions
 from backends.reference.layers import Activation, Dense
 
@@ -39,7 +39,8 @@ class Sequential:
     spec : Spec
     params : dict of canonical name -> ndarray
         ``dense_<i>/kernel`` of shape (fan_in, fan_out), ``dense_<i>/bias`` of shape
-        (fan_out,); copied and cast to ``dtype``.
+        (fan_out,); checked, copied and cast to ``dtype`` by
+        :func:`backends.base.canonical_params`.
     dtype : str
     conventions : dict of str -> str, optional
         Reference conventions (see ``backends.reference.CONVENTIONS``).
@@ -48,8 +49,9 @@ class Sequential:
     def __init__(self, spec: Spec, params: Params, dtype: str = "float64",
                  conventions: Mapping[str, str] | None = None):
         self.dtype = np.dtype(dtype)
-        self.layout = flat.layout_of(_shapes(spec))
-        self.flat_params = _own_params(spec, params, self.dtype, self.layout)
+        checked = canonical_params(spec, params, self.dtype)
+        self.layout = flat.layout_of({name: value.shape for name, value in checked.items()})
+        self.flat_params = np.concatenate([value.ravel() for value in checked.values()])
         self.flat_grads = np.zeros_like(self.flat_params)
         self.params = flat.views(self.flat_params, self.layout)
         self.grads = flat.views(self.flat_grads, self.layout)
@@ -123,39 +125,16 @@ class Sequential:
         return self.output.forward(z) if self.output is not None else z.copy()
 
 
-
 def feature_major(fan_in: int, fan_out: int, feeds_hidden: bool) -> bool:
     """Whether a hidden layer keeps its output feature-major (for small batches): when it
     is wide, and either its input is wide too or it feeds another hidden layer.
 
     Measured with NumPy's OpenBLAS on two threads, whole training steps, feature-major
-    against row-major at batch 32 to 128: 784-512-512-10 0.92x, 784-256-10 0.91x,
-    64-1024-1024-10 0.89x, 64-256-256-10 0.93x; but 64-256-10 1.07 to 1.10x, 64-64-10
-    1.04 to 1.07x and 64-64-64-10 1.03x, where the products are too small for their
-    threads to matter and the layout's slower bias sums and broadcasts show.
+    over row-major: 784-512-512-10 b128 0.90 to 0.95, 784-256-10 b128 0.91 to 0.95,
+    64-1024-1024-10 b32 0.89 to 0.92, 64-256-256-10 b32 0.89 to 0.93; but 64-256-10 b32
+    1.06 to 1.10, 64-64-10 b32 1.04 to 1.07 and 64-64-64-10 b32 1.03, where the products
+    are too small for their threads to matter and the layout's slower bias sums and
+    broadcasts show.
     """
     return fan_out >= FEATURE_MAJOR_UNITS and (fan_in >= FEATURE_MAJOR_UNITS or feeds_hidden)
 
-
-def _shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
-    """Canonical name -> shape, kernel then bias, layer after layer."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i, (fan_in, fan_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True)):
-        shapes[f"dense_{i}/kernel"], shapes[f"dense_{i}/bias"] = (fan_in, fan_out), (fan_out,)
-    return shapes
-
-
-def _own_params(spec: Spec, params: Params, dtype: np.dtype, layout: flat.Layout
-                ) -> np.ndarray:
-    """One flat array in ``dtype`` holding copies of ``params``, checked against the spec."""
-    names = dense_names(len(spec.layers))
-    missing = [name for name in names if name not in params]
-    if missing:
-        raise ValueError(f"missing parameters: {', '.join(missing)}")
-    owned = np.empty(flat.size_of(layout), dtype)
-    for name, view in flat.views(owned, layout).items():
-        value = np.asarray(params[name])
-        if value.shape != view.shape:
-            raise ValueError(f"{name}: expected shape {view.shape}. Received: {value.shape}")
-        view[...] = value  # cast to dtype, as np.array(value, dtype) does
-    return owned

@@ -2,9 +2,11 @@
 
 Dense layers, softmax cross-entropy on integer labels, plain SGD, float32; one JSON line
 on stdout. The same command-line interface as every script in backends/standalone/.
-Every array a step writes is allocated once, before the clock (``out=``); the
-parameters and their gradients are views into two flat arrays, so that SGD is one pass
-over cache-sized blocks.
+The layers' outputs and deltas, the gradients and SGD's scratch are allocated once,
+before the clock (``out=``); the activation's derivative and a few row-sized arrays
+(the softmax's maxima and sums, the loss's picked entries) are still allocated each step.
+The parameters and their gradients are views into two flat arrays, so that SGD is one
+pass over cache-sized blocks.
 """
 
 import argparse

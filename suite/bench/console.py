@@ -81,6 +81,6 @@ def print_summary(console: Console, folder: Path) -> None:
             for row in steps.rows:
                 table.add_row(*row)
         console.print(table)
-    for row in report.crossovers(bench).itertuples():
-        console.print(f"  {row.backend} is faster than NumPy: {row.overtakes}")
+    for backend, overtakes, *_ in built.crossover.rows if built.crossover else ():
+        console.print(f"  {backend} is faster than NumPy: {overtakes}")
     console.print(f"bench.csv and report: [bold]{folder / 'report.html'}[/] (and report.md)")

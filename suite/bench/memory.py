@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from suite.bench.sizes import Size, parameter_count, sized_spec
+from suite.bench.sizes import DISTINCT_BATCHES, Size, parameter_count, sized_spec
 from suite.errors import UserError
 from suite.spec import Spec
 
@@ -18,7 +18,7 @@ FRAMEWORK_BYTES = 1 << 30
 GIB = 1 << 30
 
 
-def estimate_bytes(spec: Spec, distinct_batches: int = 4) -> int:
+def estimate_bytes(spec: Spec) -> int:
     """Peak bytes one backend's worker needs for ``spec`` (an upper estimate).
 
     The suite's float64 initial parameters and their copy in the run's dtype, the
@@ -31,7 +31,7 @@ def estimate_bytes(spec: Spec, distinct_batches: int = 4) -> int:
     slots = SLOTS.get(spec.optimizer.name, 3) + bool(spec.optimizer.params.get("amsgrad"))
     batch = spec.training.batch_size
     activations = 4 * batch * sum(spec.sizes[1:]) * item
-    data = distinct_batches * batch * (spec.input_dim + spec.layers[-1].units) * item
+    data = DISTINCT_BATCHES * batch * (spec.input_dim + spec.layers[-1].units) * item
     return params * (8 + item) + params * item * (3 + slots) + activations + data \
         + FRAMEWORK_BYTES
 

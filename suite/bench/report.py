@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from suite import rundir
+from suite.bench.runner import COLUMNS
 from suite.errors import UserError
 from suite.report.model import Table, millis, number, ratio, seconds
 
@@ -66,7 +67,7 @@ def load(folder: Path) -> Bench:
     meta = rundir.read_json(folder / "run.json")
     csv = folder / "bench.csv"
     rows = pd.read_csv(csv) if csv.exists() and csv.stat().st_size else pd.DataFrame(
-        columns=["backend", "status", "gflop_per_step", "step_ms_median", "batch_size"])
+        columns=list(COLUMNS))  # interrupted before its first backend finished
     return Bench(folder, meta, rows)
 
 
@@ -188,8 +189,10 @@ def _threads(meta: dict[str, Any]) -> Table | None:
     threads = meta.get("threads", {})
     rows = [("environment", ", ".join(f"{k}={v}" for k, v in
                                       threads.get("environment", {}).items()))]
-    for name, settings in threads.get("backends", {}).items():
-        rows.append((name, ", ".join(f"{k}={v}" for k, v in settings.items()) or "—"))
+    for name, info in meta.get("backends", {}).items():
+        if "runtime" in info:
+            rows.append((name, ", ".join(f"{k}={v}" for k, v in info["runtime"].items())
+                         or "—"))
     return Table(("backend", "thread and precision settings"), tuple(rows))
 
 

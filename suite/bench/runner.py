@@ -69,8 +69,7 @@ def run(spec: Spec, sizes: list[Size], options: BenchOptions,
         "sizes": [size.to_dict() for size in sizes], "memory": estimate,
         "environment": harness.environment(),
         "threads": {"count": threads,
-                    "environment": {k: env[k] for k in harness.THREAD_VARIABLES},
-                    "backends": {}},
+                    "environment": {k: env[k] for k in harness.THREAD_VARIABLES}},
         "timing": {"warmup": options.warmup, "steps": options.steps,
                    "min_steps": options.min_steps, "budget_s": options.budget_s,
                    "size_timeout_s": options.size_timeout_s},
@@ -89,13 +88,19 @@ def run(spec: Spec, sizes: list[Size], options: BenchOptions,
         (out / "workers").mkdir(exist_ok=True)
         for task in tasks:
             on_event(task.name, {"phase": "start", "role": task.role, "total": len(sizes)})
-            found, info = sweep(task, spec, scratch, out / "workers", env, sizes, options,
-                                on_event)
-            if options.standalone:
-                compare_standalone(task, found, spec, sizes, threads, env, options, on_event)
+            try:
+                python, task_env = harness.interpreter(task.name, task.env, env, on_event)
+            except UserError as exc:  # its environment could not be built
+                info = {"status": "error", "reason": str(exc)}
+                found = error_rows(task.name, spec, sizes, info["reason"])
+            else:
+                found, info = sweep(task, python, task_env, spec, scratch, out / "workers",
+                                    sizes, options, on_event)
+                if options.standalone:
+                    compare_standalone(task, found, python, task_env, spec, sizes, threads,
+                                       options, on_event)
             rows.extend(found)
             record["backends"][task.name] = info
-            record["threads"]["backends"][task.name] = info.get("runtime", {})
             write_rows(out, rows, record["peak"]["gflops"], threads)
             rundir.write_json(out / "run.json", record)
             on_event(task.name, {"phase": "done", "status": info["status"],
@@ -142,19 +147,16 @@ def measure_peak(env: dict[str, str], tasks: list[harness.Task]) -> dict[str, An
 # ---------------------------------------------------------------------------- one backend
 
 
-def sweep(task: harness.Task, spec: Spec, plan_dir: Path, logs: Path, env: dict[str, str],
-          sizes: list[Size], options: BenchOptions, on_event: ProgressFn
+def sweep(task: harness.Task, python: str, env: dict[str, str], spec: Spec, plan_dir: Path,
+          logs: Path, sizes: list[Size], options: BenchOptions, on_event: ProgressFn
           ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every size of one backend: its rows (one per size) and its run.json entry."""
+    """Every size of one backend, run by ``python`` with ``env``: its rows (one per size)
+    and its run.json entry."""
     work = plan_dir / task.name
     work.mkdir(parents=True, exist_ok=True)
     done: dict[int, dict[str, Any]] = {}
     info: dict[str, Any] = {"status": "ok", "reason": None, "workers": 0}
-    try:
-        python, env = harness.interpreter(task.name, task.env, env, on_event)
-    except UserError as exc:
-        python, info = None, {"status": "error", "reason": str(exc)}
-    pending = list(range(len(sizes))) if python else []
+    pending = list(range(len(sizes)))
     while pending:
         info["workers"] += 1
         rundir.write_json(work / "task.json", {
@@ -179,16 +181,23 @@ def sweep(task: harness.Task, spec: Spec, plan_dir: Path, logs: Path, env: dict[
             pending = []
     backend = _read_json(work / "backend.json")
     info.update({k: backend[k] for k in ("versions", "runtime", "import_s") if k in backend})
-    rows = []
-    for i, size in enumerate(sizes):
-        sized = sized_spec(spec, size)
-        base = {"backend": task.name, **describe(sized), "dtype": sized.training.dtype,
-                "gflop_per_step": flops_per_step(sized) / 1e9}
-        rows.append({**base, **done.get(i, {"status": "error", "reason": info["reason"]}),
-                     "size_index": i})
+    rows = [{**row, **done.get(i, {})}
+            for i, row in enumerate(error_rows(task.name, spec, sizes, info["reason"]))]
     if rows and all(row["status"] != "ok" for row in rows) and info["status"] == "ok":
         info.update(status=rows[0]["status"], reason=rows[0].get("reason"))
     return rows, info
+
+
+def error_rows(name: str, spec: Spec, sizes: list[Size], reason: str | None
+               ) -> list[dict[str, Any]]:
+    """One row per size that names it and says error: what a size without a result gets."""
+    rows = []
+    for i, size in enumerate(sizes):
+        sized = sized_spec(spec, size)
+        rows.append({"backend": name, **describe(sized), "dtype": sized.training.dtype,
+                     "gflop_per_step": flops_per_step(sized) / 1e9, "status": "error",
+                     "reason": reason, "size_index": i})
+    return rows
 
 
 @dataclass
@@ -207,45 +216,36 @@ def _watch(python: str, work: Path, log: Path, env: dict[str, str], size_timeout
     with open(log, "w", encoding="utf-8") as err:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True,
                                 env=env, start_new_session=True)
-        reader = threading.Thread(target=_read_events, args=(proc, events), daemon=True)
-        reader.start()
+        def read() -> None:
+            harness.relay(proc, "", lambda _name, event: events.put(event))
+            events.put(None)  # stdout closed: the worker has ended
+
+        threading.Thread(target=read, daemon=True).start()
         deadline = time.monotonic() + size_timeout_s
         try:
             while True:
                 try:
                     event = events.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
-                    harness._kill(proc)
+                    harness.kill(proc)
                     what = f"size {current}" if current is not None else "start-up"
                     return _Stopped(current, "timeout",
                                     f"timed out after {size_timeout_s:g} s ({what})")
-                if event is None:  # the worker's stdout closed: it has ended
+                if event is None:
                     break
                 on_event(event)
                 if event.get("phase") == "size":
                     current = event["index"] if event["status"] == "start" else None
                     deadline = time.monotonic() + size_timeout_s
         except BaseException:
-            harness._kill(proc)
+            harness.kill(proc)
             raise
         code = proc.wait()
     if current is not None:
         return _Stopped(current, "error", f"worker exited with code {code} in this size: "
-                                          f"{harness._last_line(log) or 'no message'}")
+                                          f"{harness.last_line(log) or 'no message'}")
     return _Stopped(None, "ok" if code == 0 else "error",
-                    f"worker exited with code {code}: {harness._last_line(log) or 'no message'}")
-
-
-def _read_events(proc: subprocess.Popen, events: queue.Queue) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            events.put(event)
-    events.put(None)
+                    f"worker exited with code {code}: {harness.last_line(log) or 'no message'}")
 
 
 def _read_rows(path: Path) -> dict[int, dict[str, Any]]:
@@ -265,23 +265,23 @@ def _read_json(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- standalone
 
 
-def compare_standalone(task: harness.Task, rows: list[dict[str, Any]], spec: Spec,
-                       sizes: list[Size], threads: int, env: dict[str, str],
+def compare_standalone(task: harness.Task, rows: list[dict[str, Any]], python: str,
+                       env: dict[str, str], spec: Spec, sizes: list[Size], threads: int,
                        options: BenchOptions, on_event: ProgressFn) -> None:
-    """Add the standalone script's median to each finished row of ``task``."""
+    """Add the standalone script's median, run by the backend's ``python`` with its
+    ``env``, to each finished row of ``task``."""
     script = standalone.script_for(task.name)
     if script is None:
         for row in rows:
             row["standalone_status"] = f"no script backends/standalone/" \
                                        f"{task.name.replace('-', '_')}_loop.py"
         return
-    python, script_env = harness.interpreter(task.name, task.env, env, lambda *_: None)
     for row, size in zip(rows, sizes, strict=True):
         if row["status"] != "ok":
             continue
         on_event(task.name, {"phase": "standalone", "index": row["size_index"]})
         timing = {"warmup": options.warmup, "steps": row["steps_timed"]}
-        result = standalone.run_script(script, python, script_env, spec, size, threads,
+        result = standalone.run_script(script, python, env, spec, size, threads,
                                        timing, options.size_timeout_s)
         row["standalone_status"] = result["status"]
         if result["status"] == "ok":

@@ -18,6 +18,9 @@ import numpy as np
 
 from suite.spec import Component, Layer, Spec
 
+#: the batches a size cycles through while it is timed (and the memory estimate counts)
+DISTINCT_BATCHES = 4
+
 
 @dataclass(frozen=True)
 class Size:

@@ -26,13 +26,18 @@ import numpy as np
 
 from backends.base import Backend, Trainer
 from suite import registry
-from suite.bench.sizes import Size, describe, flops_per_step, sized_spec, synthetic_batches
+from suite.bench.sizes import (
+    DISTINCT_BATCHES,
+    Size,
+    describe,
+    flops_per_step,
+    sized_spec,
+    synthetic_batches,
+)
 from suite.initializers import initial_params
 from suite.rundir import write_json
 from suite.spec import Spec, from_dict
-from suite.worker import describe_exception, emit, serve, unsupported_features
-
-DISTINCT_BATCHES = 4
+from suite.worker import describe_exception, emit, serve, step_statistics, unsupported_features
 
 
 def run(plan_dir: Path, out: Path) -> dict[str, Any]:
@@ -84,12 +89,10 @@ def time_size(backend: Backend, spec: Spec, plan: dict[str, Any]) -> dict[str, A
         traceback.print_exc()
         return {**row, "status": "error", "reason": describe_exception(exc)}
     steady = np.asarray(times[1:]) * 1e3
-    q1, median, q3 = np.percentile(steady, [25, 50, 75])
-    row.update(status="ok", reason=None, first_step_s=times[0], step_ms_median=float(median),
-               step_ms_iqr=float(q3 - q1), steps_timed=len(steady),
-               samples_per_s=spec.training.batch_size / (median / 1e3),
-               gflops=row["gflop_per_step"] / (median / 1e3), peak_rss_mb=peak_rss_mb())
-    del trainer
+    row.update(status="ok", reason=None, first_step_s=times[0],
+               **step_statistics(steady, spec.training.batch_size), steps_timed=len(steady),
+               peak_rss_mb=peak_rss_mb())
+    row["gflops"] = row["gflop_per_step"] / (row["step_ms_median"] / 1e3)
     return row
 
 

@@ -17,7 +17,6 @@ feature is skipped with the backend's reason; a fail or an error fails with its 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -57,23 +56,23 @@ class Check:
     dtype: str
     options: KitOptions
     group: tuple[str, ...] = ()  # the parametrization's backends, run together on first use
-    workers: int = 1
 
     def __call__(self, backend: str) -> None:
-        if (backend, self.options) not in _RESULTS and self.workers > 1:
-            prefetch(self.group, self.options, self.workers)
+        if (backend, self.options) not in _RESULTS and self.options.workers > 1:
+            prefetch(self.group, self.options)
         _conclude(kit_verdicts(backend, self.options)[self.probe, self.dtype])
 
     def __repr__(self) -> str:
         return f"{self.dtype}-{self.probe}"
 
 
-def prefetch(backends: Sequence[str], options: KitOptions, workers: int) -> None:
-    """Run the battery of every backend not run yet, ``workers`` at once, for kit_result."""
+def prefetch(backends: Sequence[str], options: KitOptions) -> None:
+    """Run the battery of every backend not run yet, ``options.workers`` at once, for
+    kit_result."""
     todo = [b for b in backends if (b, options) not in _RESULTS
             and registry.describe(b).available]
     if todo:
-        result = check_backends(todo, dataclasses.replace(options, workers=workers))
+        result = check_backends(todo, options)
         for backend in todo:
             _RESULTS[backend, options] = result.only(registry.name_of(backend))
 
@@ -98,9 +97,9 @@ def parametrize_with_checks(backends: Sequence[str],
     check.
     """
     options = KitOptions(dtypes=tuple(dtypes), device=device, threads=threads,
-                         timeout_s=timeout_s)
+                         timeout_s=timeout_s, workers=workers)
     group = tuple(backends)
-    cases = [(backend, Check(probe.label, dtype, options, group, workers))
+    cases = [(backend, Check(probe.label, dtype, options, group))
              for backend in backends for dtype in dtypes for probe in probes()]
     ids = [f"{registry.name_of(backend) if registry.is_target(backend) else backend}-"
            f"{check!r}" for backend, check in cases]

@@ -17,18 +17,15 @@ API
     (columns :data:`SIDE_BY_SIDE`). Where a size was measured more than once, the latest
     file wins.
 ``benchmark_table(frame) -> Table`` and ``side_by_side_table(joined) -> Table``
-    Those frames formatted for a report, as :class:`suite.report.model.Table`.
-``to_markdown(table) -> str`` and ``to_html(table, table_id="") -> Markup``
-    A Table as Markdown or as an HTML fragment, through the reports' own table macros
-    (templates/_macros.md.j2 and _macros.html.j2), for a caller without a template; the
-    fragment is safe to insert into an autoescaped Jinja template.
+    Those frames formatted for a report, as :class:`suite.report.model.Table` (a `suite
+    bench` folder's report renders them: suite.bench.report).
 
 Usage::
 
     frame = read_benchmark_json(sorted(Path("reports/benchmarks").glob("*.json")))
-    print(to_markdown(benchmark_table(frame)))
+    table = benchmark_table(frame)
     joined = side_by_side(frame, read_table(run_dir / "bench.csv"))
-    fragment = to_html(side_by_side_table(joined), "benchmark-vs-bench")
+    table = side_by_side_table(joined)
 """
 
 from __future__ import annotations
@@ -40,24 +37,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from markupsafe import Markup
 
 from suite.errors import UserError
-from suite.report import html, markdown
 from suite.report.model import Table, count, millis, number, ratio, seconds
 
 # What tests/benchmarks writes into every benchmark's extra_info (and this module reads).
-EXTRA_INFO = ("backend", "width", "depth", "batch_size", "input_dim", "outputs", "dtype",
-              "threads", "gflops_per_step")
+EXTRA_INFO = ("backend", "width", "depth", "batch_size", "input_dim", "outputs", "layers",
+              "dtype", "threads", "gflops_per_step")
 STATS = ("median", "iqr", "min", "rounds")
 _INTEGERS = ("width", "depth", "batch_size", "input_dim", "outputs", "threads")
 COLUMNS = ("backend", "layers", "input_dim", "width", "depth", "outputs", "batch_size",
            "dtype", "device", "threads", "step_ms_median", "step_ms_iqr", "step_ms_min", "rounds",
            "gflops_per_step", "gflops", "first_step_s", "name", "machine", "cpu", "python",
            "commit", "datetime", "file")
-# What names one size of one backend in both tables.
-KEYS = ("backend", "input_dim", "width", "depth", "outputs", "batch_size", "dtype")
-SIDE_BY_SIDE = (*KEYS, "layers", "threads", "bench_threads", "pytest_ms_median",
+# What names one size of one backend in both tables: the whole network (every layer's
+# units), since width and depth alone do not tell 784-512-256-10 from 784-512-512-10.
+KEYS = ("backend", "layers", "batch_size", "dtype")
+SIDE_BY_SIDE = (*KEYS, "gflops_per_step", "threads", "bench_threads", "pytest_ms_median",
                 "pytest_ms_iqr", "bench_ms_median", "bench_ms_iqr", "ratio")
 _EXPECTED = "pytest-benchmark JSON (pytest tests/benchmarks --benchmark-json FILE)"
 
@@ -152,7 +148,6 @@ def _row(path: Path, bench: Any, common: dict[str, Any]) -> dict[str, Any]:
         return {
             **{key: extra[key] for key in EXTRA_INFO},
             **{key: int(extra[key]) for key in _INTEGERS},
-            "layers": extra.get("layers") or _layers(extra),
             "device": extra.get("device", "cpu"),
             "step_ms_median": median_s * 1e3, "step_ms_iqr": float(stats["iqr"]) * 1e3,
             "step_ms_min": float(stats["min"]) * 1e3, "rounds": int(stats["rounds"]),
@@ -162,11 +157,6 @@ def _row(path: Path, bench: Any, common: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise UserError(f"expected numbers in benchmark {name!r}'s extra_info sizes and "
                         f"stats. Received: {exc}", where=str(path)) from None
-
-
-def _layers(extra: dict[str, Any]) -> str:
-    sizes = [extra["input_dim"], *[extra["width"]] * int(extra["depth"]), extra["outputs"]]
-    return "-".join(str(size) for size in sizes)
 
 
 # ---------------------------------------------------------------------------- joining
@@ -213,12 +203,10 @@ def side_by_side(benchmarks: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
 
 
 def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its key columns in one type each, so that the two tables join."""
-    out = frame.copy()
-    for column in KEYS:
-        out[column] = (out[column].astype(str) if column in ("backend", "dtype")
-                       else pd.to_numeric(out[column], errors="coerce").astype("Int64"))
-    return out
+    """``frame`` with batch_size in one integer type (a column with an empty cell reads as
+    floats), so that the two tables join; the other keys are strings in both."""
+    return frame.assign(batch_size=pd.to_numeric(frame["batch_size"], errors="coerce")
+                        .astype("Int64"))
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -251,10 +239,9 @@ def side_by_side_table(joined: pd.DataFrame) -> Table:
 
 
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    work = frame["batch_size"].astype(float) * frame["width"].astype(float) ** 2 * (
-        frame["depth"].astype(float))
-    return frame.assign(_work=work).sort_values(["_work", "layers", "batch_size", "backend"],
-                                                kind="stable")
+    """Least work per step first, as suite bench's own tables order sizes."""
+    return frame.sort_values(["gflops_per_step", "layers", "batch_size", "backend"],
+                             kind="stable")
 
 
 def _rate(value: Any) -> str:
@@ -267,19 +254,5 @@ def _threads(pytest_threads: Any, bench_threads: Any) -> str:
     return mine if mine == theirs else f"{mine} vs {theirs}"
 
 
-def to_markdown(table: Table) -> str:
-    """A Markdown table, through the reports' own table macro (templates/_macros.md.j2)."""
-    return markdown.environment().from_string(
-        '{% from "_macros.md.j2" import table %}{{ table(t) }}').render(t=table)
-
-
-def to_html(table: Table, table_id: str = "") -> Markup:
-    """An HTML fragment, through the reports' own table macro (templates/_macros.html.j2),
-    so report.html's CSS styles it; Markup, so an autoescaped template inserts it as is."""
-    return Markup(html.environment().from_string(
-        '{% from "_macros.html.j2" import table %}{{ table(t, id) }}').render(
-        t=table, id=table_id))
-
-
 __all__ = ["COLUMNS", "KEYS", "SIDE_BY_SIDE", "benchmark_table", "read_benchmark_json",
-           "side_by_side", "side_by_side_table", "to_html", "to_markdown"]
+           "side_by_side", "side_by_side_table"]

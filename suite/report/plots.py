@@ -53,8 +53,13 @@ class Plot:
 
 def colors(run: Run) -> dict[str, str]:
     """A fixed color per backend: the reference black, the others from PALETTE."""
-    found = {run.reference: REFERENCE_COLOR}
-    for i, name in enumerate(run.compared):
+    return backend_colors(run.reference, run.compared)
+
+
+def backend_colors(reference: str, others: list[str]) -> dict[str, str]:
+    """``reference`` black, ``others`` from PALETTE in their order."""
+    found = {reference: REFERENCE_COLOR}
+    for i, name in enumerate(others):
         found[name] = PALETTE[i % len(PALETTE)]
     return found
 
@@ -83,7 +88,7 @@ def loss_curves(run: Run) -> Plot | None:
     names = [n for n in [run.reference, *run.compared] if (losses["backend"] == n).any()]
     if not names:
         return None
-    fig, ax = _figure(1, 7.5, 3.0)
+    fig, ax = figure_row(1, 7.5, 3.0)
     for name in names:
         mine = losses[losses["backend"] == name].sort_values("step")
         # the reference wide and pale underneath, so agreeing backends sit on top of it
@@ -107,7 +112,7 @@ def differences(run: Run) -> Plot | None:
               for title, series in _difference_panels(run)]
     found = [v.to_numpy(float) for _, lines in panels for v in lines.values() if v is not None]
     floor = floor_for(np.concatenate(found) if found else np.array([]), run.dtype)
-    fig, axes = _figure(3, 10.5, 3.2)
+    fig, axes = figure_row(3, 10.5, 3.2)
     clipped = 0
     for ax, (title, lines) in zip(axes, panels, strict=True):
         for name, values in lines.items():
@@ -179,7 +184,7 @@ def layer_gradients(run: Run) -> Plot | None:
     tensors = list(dict.fromkeys(grads["tensor"]))
     names = [n for n in run.compared if (grads["backend"] == n).any()]
     floor = floor_for(grads["rel_l2_error"].to_numpy(float), run.dtype)
-    fig, ax = _figure(1, 7.5, 0.9 + 0.42 * len(tensors))
+    fig, ax = figure_row(1, 7.5, 0.9 + 0.42 * len(tensors))
     height = 0.7 / max(len(names), 1)
     first_step = grads["step"].min()
     for j, name in enumerate(names):
@@ -217,7 +222,7 @@ def timing_bars(run: Run) -> Plot | None:
     rows = [t for t in run.timings if t.step_ms_median is not None]
     if not rows:
         return None
-    fig, ax = _figure(1, 7.5, 0.8 + 0.38 * len(rows))
+    fig, ax = figure_row(1, 7.5, 0.8 + 0.38 * len(rows))
     y = np.arange(len(rows))
     medians = [t.step_ms_median for t in rows]
     iqr = [(t.step_ms_iqr or 0.0) / 2 for t in rows]
@@ -253,7 +258,8 @@ def render_all(run: Run) -> dict[str, Plot]:
     return {key: plot for key, plot in found.items() if plot is not None}
 
 
-def _figure(panels: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
+def figure_row(panels: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
+    """A figure of ``panels`` axes side by side, laid out by matplotlib."""
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, list(fig.subplots(1, panels, squeeze=False)[0])
 

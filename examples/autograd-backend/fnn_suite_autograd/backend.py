@@ -9,7 +9,6 @@ backends stays cheap: the registries below therefore take the loaded framework (
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.base import Backend, Batch, Params, Trainer
+from backends.base import Backend, Batch, Params, Trainer, cycled
 
 if TYPE_CHECKING:
     from suite.spec import Spec
@@ -306,12 +305,10 @@ class AutogradTrainer(Trainer):
         return {name: value.copy() for name, value in self.params.items()}
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
-        if not batches:
-            raise ValueError("fast_step needs at least one batch. Received: none")
         # autograd has no compiled mode: its fastest step is train_step itself, eager, on
         # batches already in the run's dtype (converted here, before any clock starts).
         # On the CPU every operation has finished when it returns: nothing to wait for.
-        prepared = itertools.cycle([(self._x(x), self._y(y)) for x, y in batches])
+        prepared = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
         train_step = self.train_step
 
         def step() -> None:
