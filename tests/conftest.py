@@ -1,4 +1,4 @@
-"""Shared by the backend tests: loaded backends, tiny specs, batches and trainers.
+"""Shared by the backend tests: loaded backends, batches and trainers (specs: specs.py).
 
 A test module that uses ``build`` defines a ``backend`` fixture (one framework, or
 parametrized over several); ``build`` builds on whichever backend that module gives.
@@ -10,18 +10,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from specs import make_spec
 
 from backends.base import Backend, Params, Trainer
 from suite import registry
 from suite.initializers import initial_params
-from suite.spec import Spec, from_dict
 
 # NOTE: TensorFlow fixes its intra-op pool when its runtime starts, so every test module
 # in the process must load the keras backend with this same count.
 THREADS = 2
-
-# 3 -> 4 tanh -> 2 linear
-MLP = [{"units": 4, "activation": "tanh"}, {"units": 2}]
 
 OPTIMIZER_SPECS = {
     "sgd": {"learning_rate": 0.05, "momentum": 0.8, "nesterov": True},
@@ -33,16 +30,6 @@ OPTIMIZER_SPECS = {
                 "centered": True},
     "adagrad": {"learning_rate": 0.005, "initial_accumulator_value": 0.2, "epsilon": 1e-3},
 }
-
-
-def make_spec(layers: list[dict] = MLP, loss: str | dict = "mse", optimizer: dict | None = None,
-              dtype: str = "float64") -> Spec:
-    """A spec with input_dim 3; plain SGD with learning rate 0.1 unless ``optimizer``."""
-    return from_dict({
-        "name": "t", "input_dim": 3, "layers": layers, "loss": loss,
-        "optimizer": optimizer or {"name": "sgd", "learning_rate": 0.1},
-        "training": {"dtype": dtype},
-    })
 
 
 def make_batch(n: int = 6, d: int = 3, m: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -76,11 +63,13 @@ def batch() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
 
 @pytest.fixture
 def build(backend: Backend) -> Callable[..., tuple[Trainer, Params]]:
-    """(layers=MLP, loss, optimizer, dtype, device="cpu") -> (trainer, its initial params)."""
+    """(layers, loss, optimizer, dtype, device="cpu") -> (trainer, its initial params), on
+    specs.make_spec's network (3 -> 4 tanh -> 2 linear, mse, SGD(0.1)) unless told."""
 
-    def build(layers: list[dict] = MLP, loss: str | dict = "mse", optimizer: dict | None = None,
-              dtype: str = "float64", device: str = "cpu") -> tuple[Trainer, Params]:
-        spec = make_spec(layers, loss, optimizer, dtype)
+    def build(layers: list[dict] | None = None, loss: str | dict = "mse",
+              optimizer: dict | None = None, dtype: str = "float64",
+              device: str = "cpu") -> tuple[Trainer, Params]:
+        spec = make_spec(layers=layers, loss=loss, optimizer=optimizer, dtype=dtype)
         params = initial_params(spec)
         return backend.build(spec, params, dtype, device), params
 

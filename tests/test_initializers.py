@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
+from specs import make_spec
 
 from suite import catalogue
 from suite.initializers import INITIALIZERS, initial_params
-from suite.spec import from_dict
 
 FAN_IN, FAN_OUT = 400, 600
 # The variance each initializer promises (Keras's variance scaling).
@@ -43,11 +45,8 @@ def test_constants():
     assert (INITIALIZERS["ones"](None, shape, 3, 2) == 1).all()
 
 
-def spec(kernel="glorot_uniform", bias="zeros", seed=0):
-    return from_dict({"input_dim": 5, "layers": [
-        {"units": 4, "activation": "tanh", "kernel_initializer": kernel,
-         "bias_initializer": bias}, {"units": 2}], "loss": "mse", "optimizer": "sgd",
-        "training": {"seed": seed}})
+# 5 inputs -> 4 tanh -> 2 linear, float32; the initializers are the hidden layer's
+spec = partial(make_spec, sizes=(5, 4, 2), optimizer="sgd", name="spec", dtype="float32")
 
 
 def test_initial_params_are_canonical_reproducible_and_seeded():
@@ -62,11 +61,11 @@ def test_initial_params_are_canonical_reproducible_and_seeded():
 
 
 def test_changing_one_layer_leaves_the_other_layers_draws_alone():
-    a, b = initial_params(spec()), initial_params(spec(kernel="he_normal"))
+    a, b = initial_params(spec()), initial_params(spec(kernel_initializer="he_normal"))
     assert not np.allclose(a["dense_0/kernel"], b["dense_0/kernel"])
     np.testing.assert_array_equal(a["dense_1/kernel"], b["dense_1/kernel"])
 
 
 def test_torch_default_bias_uses_the_layer_fan_in():
-    bias = initial_params(spec(bias="torch_default"))["dense_0/bias"]
+    bias = initial_params(spec(bias_initializer="torch_default"))["dense_0/bias"]
     assert np.abs(bias).max() <= 1 / np.sqrt(5) and bias.std() > 0

@@ -13,7 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import batches, make_spec, rel, train
+from conftest import batches, rel, train
+from specs import make_spec
 
 from backends.jax_backend import JaxBackend
 from backends.reference.backend import NumpyBackend

@@ -8,15 +8,16 @@ must equal the reference run with that constant replaced by its float32 value.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 import pytest
+import specs
 
 from backends.reference import activations, resolve_conventions
 from backends.reference.backend import NumpyBackend, ReferenceTrainer
 from suite import catalogue, ledger, registry
-from suite.spec import from_dict
 
 FEATURE_NAMES = {
     "activation": catalogue.ACTIVATIONS,
@@ -32,17 +33,8 @@ def f32(value: float) -> float:
     return float(np.float32(value))
 
 
-def make_spec(hidden="tanh", optimizer=None, l2=0.0, dtype="float64"):
-    """Input 3 -> 5 (hidden) -> 2 (linear), mse; SGD(0.1) unless ``optimizer`` is given."""
-    def act(spec):
-        return spec if isinstance(spec, dict) else {"name": spec}
-
-    layers = [{"units": 5, "activation": act(hidden),
-               "kernel_regularizer": {"l2": l2} if l2 else None},
-              {"units": 2, "activation": "linear"}]
-    return from_dict({"name": "ledger", "input_dim": 3, "layers": layers, "loss": "mse",
-                      "optimizer": optimizer or {"name": "sgd", "learning_rate": 0.1},
-                      "training": {"dtype": dtype}})
+# Input 3 -> 5 (hidden, tanh unless told) -> 2 (linear), mse; SGD(0.1) unless told
+make_spec = partial(specs.make_spec, sizes=(3, 5, 2), name="ledger")
 
 
 class Run(NamedTuple):
@@ -336,7 +328,8 @@ def test_ids_are_unique():
 def test_float32_entries_apply_only_in_float64():
     """gelu with SGD momentum: the Keras float32 entries join the variant in float64 only."""
     sgd = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
-    wide, narrow = make_spec("gelu", sgd), make_spec("gelu", sgd, dtype="float32")
+    wide = make_spec(hidden="gelu", optimizer=sgd)
+    narrow = make_spec(hidden="gelu", optimizer=sgd, dtype="float32")
     wide_ids = {e.id for e in ledger.applicable(wide, "keras")}
     assert {"keras-float32-gelu", "keras-float32-sgd-momentum", "keras-sgd-momentum"} <= wide_ids
     wide_conventions = ledger.conventions_for(wide, "keras")
@@ -350,9 +343,9 @@ def test_float32_entries_apply_only_in_float64():
 
 
 def test_entries_apply_by_feature_and_backend():
-    tanh_adam = make_spec("tanh", {"name": "adam"})
+    tanh_adam = make_spec(hidden="tanh", optimizer={"name": "adam"})
     assert [e.id for e in ledger.applicable(tanh_adam, "keras")] == [
         "keras-adam-epsilon", "keras-float32-adam-betas"]
     assert ledger.applicable(tanh_adam, "torch") == []
-    assert ledger.conventions_for(make_spec("softplus"), "torch") == {
+    assert ledger.conventions_for(make_spec(hidden="softplus"), "torch") == {
         "softplus": "torch_threshold"}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import batches, make_spec, rel, train
+from conftest import batches, rel, train
+from specs import make_spec
 
 from backends.pytensor_backend import MODE, PytensorBackend
 from backends.reference.backend import NumpyBackend

@@ -10,32 +10,26 @@ as the property ``fd_relative_error``.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
+import specs
 
 from backends.reference import activations, losses
 from backends.reference.backend import NumpyBackend
 from backends.reference.layers import Activation
 from backends.reference.model import Sequential
-from suite.spec import from_dict
 
 FD_TOLERANCE = 1e-6
 STEP = 1e-5
 KINK_MARGIN = 1e-3  # pre-activations / residuals this far from a kink; STEP moves them ~1e-4
 
 
-def make_spec(hidden="tanh", output="linear", loss="mse", units=2, l2=(0.0, 0.0, 0.0),
-              optimizer="sgd"):
-    """Input 3 -> 4 (hidden) -> 4 (hidden) -> units (output); float64."""
-    def act(spec):
-        return spec if isinstance(spec, dict) else {"name": spec}
-
-    layers = [{"units": n, "activation": act(a), "kernel_regularizer": {"l2": r} if r else None}
-              for n, a, r in ((4, hidden, l2[0]), (4, hidden, l2[1]), (units, output, l2[2]))]
-    loss_spec = loss if isinstance(loss, dict) else {"name": loss}
-    return from_dict({"name": "fd", "input_dim": 3, "layers": layers, "loss": loss_spec,
-                      "optimizer": optimizer, "training": {"dtype": "float64"}})
+# Input 3 -> 4 (hidden, tanh unless told) -> 4 (hidden) -> 2 (``units``, linear unless told);
+# mse unless told, float64
+make_spec = partial(specs.make_spec, sizes=(3, 4, 4, 2), output="linear", optimizer="sgd",
+                    name="fd")
 
 
 def random_params(spec, seed=0, scale=1.0):

@@ -13,25 +13,22 @@ from __future__ import annotations
 import itertools
 import sys
 import tracemalloc
+from functools import partial
 
 import numpy as np
 import pytest
+import specs
 
 from backends.reference import activations, losses
 from backends.reference.backend import NumpyBackend
 from backends.reference.model import FEATURE_MAJOR_ROWS, feature_major
-from suite.spec import from_dict
 
-
-def make_spec(sizes=(5, 7, 6, 3), hidden="relu", loss="sparse_categorical_crossentropy",
-              output="softmax", optimizer=None, dtype="float64", l2=0.0):
-    layers = [{"units": units, "activation": hidden,
-               "kernel_regularizer": {"l2": l2} if l2 else None} for units in sizes[1:-1]]
-    layers.append({"units": sizes[-1], "activation": output})
-    return from_dict({"name": "fast", "input_dim": sizes[0], "layers": layers, "loss": loss,
-                      "optimizer": optimizer or {"name": "sgd", "learning_rate": 0.1,
-                                                 "momentum": 0.9},
-                      "training": {"dtype": dtype}})
+# Input 5 -> 7 relu -> 6 relu -> 3 softmax, sparse cross-entropy, SGD(0.1, momentum 0.9),
+# float64 unless told
+make_spec = partial(specs.make_spec, sizes=(5, 7, 6, 3), hidden="relu",
+                    loss="sparse_categorical_crossentropy",
+                    optimizer={"name": "sgd", "learning_rate": 0.1, "momentum": 0.9},
+                    name="fast")
 
 
 def params_of(spec, seed=0):

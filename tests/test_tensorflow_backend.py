@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OPTIMIZER_SPECS, THREADS, make_batch, make_spec
+from conftest import OPTIMIZER_SPECS, THREADS, make_batch
+from specs import make_spec
 
 from backends.reference.backend import NumpyBackend
 from suite import ledger
@@ -153,11 +154,11 @@ def test_hyperparameters_are_tensors_of_the_run_dtype(backend, optimizer_case):
 def test_no_optimizer_constant_is_rounded_to_float32(backend, name, hyper, rounded):
     """Unlike Keras on TensorFlow, the kernels get exact float64 hyperparameters: the
     backend matches the reference with the exact value, not with its float32 rounding."""
-    spec = make_spec([{"units": 2}], optimizer={"name": name, **hyper})
+    spec = make_spec(layers=[{"units": 2}], optimizer={"name": name, **hyper})
     conventions = ledger.conventions_for(spec, "tensorflow")
     exact = against_reference(backend, spec, conventions)[2]  # the parameters after 3 steps
-    spec32 = make_spec([{"units": 2}], optimizer={"name": name, **hyper,
-                                                  rounded: _f32(hyper[rounded])})
+    spec32 = make_spec(layers=[{"units": 2}], optimizer={"name": name, **hyper,
+                                                         rounded: _f32(hyper[rounded])})
     rounded = against_reference(backend, spec, conventions, reference_spec=spec32)[2]
     assert exact < 1e-15 and rounded > 100 * exact, (exact, rounded)
 
@@ -237,10 +238,12 @@ ENTRY_SPECS = {
         "name": "rmsprop", "learning_rate": 0.01, "rho": 0.8, "momentum": 0.5, "epsilon": 1e-3,
         "centered": True}),
     "tensorflow-float32-leaky-relu": make_spec(
-        [{"units": 4, "activation": {"name": "leaky_relu", "negative_slope": 0.3}}, {"units": 2}]),
-    "tensorflow-float32-gelu": make_spec([{"units": 4, "activation": "gelu"}, {"units": 2}]),
+        layers=[{"units": 4, "activation": {"name": "leaky_relu", "negative_slope": 0.3}},
+                {"units": 2}]),
+    "tensorflow-float32-gelu": make_spec(
+        layers=[{"units": 4, "activation": "gelu"}, {"units": 2}]),
     "tensorflow-float32-gelu-tanh": make_spec(
-        [{"units": 4, "activation": "gelu_tanh"}, {"units": 2}]),
+        layers=[{"units": 4, "activation": "gelu_tanh"}, {"units": 2}]),
 }
 
 WITH_CONVENTIONS = [entry.id for entry in tensorflow_ledger.ENTRIES if entry.conventions]
@@ -266,9 +269,9 @@ def test_entry_is_real_in_the_backend(backend, entry_id):
 def test_entries_apply_in_float64_only_where_they_round():
     """gelu with Adam: the tf.nn rounding joins the variant in float64 runs only."""
     adam = {"name": "adam"}
-    wide = make_spec([{"units": 4, "activation": "gelu"}, {"units": 2}], optimizer=adam)
-    narrow = make_spec([{"units": 4, "activation": "gelu"}, {"units": 2}], optimizer=adam,
-                       dtype="float32")
+    wide = make_spec(layers=[{"units": 4, "activation": "gelu"}, {"units": 2}], optimizer=adam)
+    narrow = make_spec(layers=[{"units": 4, "activation": "gelu"}, {"units": 2}],
+                       optimizer=adam, dtype="float32")
     assert ledger.conventions_for(wide, "tensorflow") == {
         "adam_epsilon": "keras", "float32_activation_constants": "tensorflow"}
     assert ledger.conventions_for(narrow, "tensorflow") == {"adam_epsilon": "keras"}
