@@ -10,13 +10,10 @@ registries below take the imported modules as their first arguments.
 Threads: XLA's CPU client runs each computation on one intra-op pool ("tf_XLAEigen")
 whose size it reads once, when the client starts, from the environment variable NPROC,
 falling back to the number of schedulable CPUs (xla/pjrt/utils.cc, DefaultThreadPoolSize).
-:meth:`JaxBackend.load` sets NPROC for that moment. Measured with jaxlib 0.10.2 (a 2048^2
-matmul, process CPU time over wall time): NPROC=1 gives one pool thread and a ratio of
-1.00, NPROC=2 gives 1.96. Not honoured there: ``--xla_cpu_multi_thread_eigen=false``
-(the dot still runs on the whole pool, with or without ``--xla_cpu_use_thunk_runtime``),
-and ``intra_op_parallelism_threads=1`` is no XLA flag at all (XLA_FLAGS rejects it
-unless another flag precedes it, then ignores it). Not pinned: XLA's compiler threads
-and jax's dispatch thread, which do no arithmetic of a training step.
+:meth:`JaxBackend.load` sets NPROC for that moment: XLA honours it, and not the XLA
+flags that look as if they would size the pool (see docs/performance.md, section "JAX:
+threads (NPROC)"). Not pinned: XLA's compiler threads and jax's dispatch thread, which do
+no arithmetic of a training step.
 """
 
 from __future__ import annotations
@@ -85,8 +82,8 @@ def _sgd(optax, p: dict):
     # optax.trace: buf = g + mu*buf; nesterov: g + mu*buf (torch's form). With momentum 0
     # both give g, so nesterov=True without momentum is plain SGD (Keras semantics), and
     # momentum=None says so to optax: no trace at all. (A trace with decay 0 gives the same
-    # bits, g + 0*buf = g, but keeps and rewrites a buffer per parameter every step: 7-15%
-    # of a plain SGD step on the CPU.)
+    # bits, g + 0*buf = g, but keeps and rewrites a buffer per parameter every step, at a
+    # cost: see docs/performance.md, section "JAX: plain SGD without a trace".)
     return optax.sgd(learning_rate=p["learning_rate"], momentum=p["momentum"] or None,
                      nesterov=p["nesterov"], accumulator_dtype=None)
 
@@ -334,8 +331,8 @@ class JaxTrainer(Trainer):
             self.params, self.opt_state, loss = compiled(self.params, self.opt_state, x, y)
             # jax dispatches asynchronously: the step ends when its outputs exist, and the
             # outputs of one executable are ready together, so waiting for one suffices
-            # (waiting on every parameter and state array: 100 us a step instead of 87 for
-            # 64-64-10 at batch 32, measured).
+            # (and waiting on every array is slower: see docs/performance.md, section "JAX:
+            # fast_step waits for the loss only").
             loss.block_until_ready()
 
         return step

@@ -192,8 +192,8 @@ class JaxKerasTrainer(KerasTrainer):
         # The function JAXTrainer.train_step differentiates (keras/src/backend/jax/
         # trainer.py): stateless_call, then compute_loss with model.losses (the L2
         # penalties), all on the variables' values; nothing is written back. Jitted, as
-        # the train step that differentiates it is: op by op it cost about 20 ms a call
-        # (3.5 of the default comparison's 41 s).
+        # the train step that differentiates it is: op by op it was far slower (see
+        # docs/performance.md, section "Keras on JAX: loss_and_grads jitted").
         model = self.model
         if self._gradient_function is None:
             def loss(trainable, non_trainable, metrics, optimizer, x, y):
@@ -224,7 +224,8 @@ class JaxKerasTrainer(KerasTrainer):
         train function to the next. The model's variables are written back when the
         trainer next reads them (:meth:`_sync`), not after every step as train_on_batch
         does; nor is the state handed to the model after every step as fit() does
-        (``model._jax_state = ...``: Keras's attribute tracking walks it, ~20 us)."""
+        (``model._jax_state = ...``: Keras's attribute tracking walks it, at a cost; see
+        docs/performance.md, section "Keras on JAX: fast_step's state")."""
         model = self.model
         train_function, block = model.train_function, self.fw.block_until_ready
         everything = dict.fromkeys(_JAX_STATE, True)
@@ -251,11 +252,10 @@ class KerasJaxBackend(KerasBase):
     Threads: XLA's CPU client sizes its one intra-op pool ("tf_XLAEigen") once, when it
     starts, from the environment variable NPROC (else the schedulable CPUs; xla/pjrt/
     utils.cc, DefaultThreadPoolSize); :meth:`load` sets NPROC for that moment and starts
-    the client. Measured with jaxlib 0.10.2 (a 2048^2 matmul, CPU time over wall time):
-    NPROC=1 gives one pool thread and 1.00, NPROC=2 two threads and 1.74 to 1.97. Not
-    honoured: ``--xla_cpu_multi_thread_eigen=false`` in XLA_FLAGS (1.86 to 1.93 on two
-    cores); ``intra_op_parallelism_threads`` is no XLA flag. Not pinned: XLA's compiler
-    threads and jax's dispatch thread, which do no arithmetic of a training step.
+    the client: XLA honours NPROC, and not ``--xla_cpu_multi_thread_eigen=false`` in
+    XLA_FLAGS (see docs/performance.md, section "Keras on JAX: threads (NPROC)"). Not
+    pinned: XLA's compiler threads and jax's dispatch thread, which do no arithmetic of a
+    training step.
     """
 
     name = "keras-jax"

@@ -310,7 +310,9 @@ class KerasTrainer(Trainer):
         self._sync()
         with self._scope():
             # (x, y) as fit() packs a batch without sample weights: a trailing None in the
-            # batch costs a tf.function call on TensorFlow ~30 us to bind (measured).
+            # batch makes a tf.function call on TensorFlow slower to bind (see
+            # docs/performance.md, section "Keras: fast_step's batches without a trailing
+            # None").
             data = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
             x, y = batches[0]  # converted again: the build reads its shapes and dtypes
             self._build_train_function((self._x(x), self._y(y)))

@@ -9,10 +9,8 @@ formula differs from the reference, suite/ledger/mxnet.py says how.
 The network and the loss (with its batch mean) are hybridized when the trainer is built
 (``hybridize`` with static_alloc and static_shape, Gluon's documented fast path: a cached
 graph, memory planned once), so train_step, loss_and_grads, predict and fast_step all run
-the same cached graphs. Measured with MXNet 1.9.1 on 2 cores (float32 SGD steps, medians):
-64-64-10 at batch 32 takes 0.47 ms so, 0.52 ms with the batch mean taken imperatively
-after the loss, 0.74 ms with imperative blocks (per-operator dispatch is most of a small
-step); 784-512-512-10 at batch 128 about 5 ms in every form. Parameters after five Adam
+the same cached graphs: imperatively, per-operator dispatch is most of a small step
+(see docs/performance.md, section "MXNet: hybridized blocks"). Parameters after five Adam
 steps are bit for bit those of the imperative blocks (float32 and float64; relu,
 leaky_relu, elu, sigmoid, tanh, softplus; four losses).
 """
@@ -330,7 +328,8 @@ class MxnetTrainer(Trainer):
 def _batch_mean(mx, loss):
     """A block giving the batch mean of the gluon ``loss``'s per-sample values: hybridized,
     the mean is part of the loss's cached graph (an imperative ``.mean()`` after it costs two
-    more engine operations a step, forward and backward: a tenth of a small step)."""
+    more engine operations a step, forward and backward; see docs/performance.md, section
+    "MXNet: hybridized blocks")."""
 
     class BatchMean(mx.gluon.HybridBlock):
         def __init__(self):

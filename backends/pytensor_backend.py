@@ -13,14 +13,11 @@ hyperparameter a constant in the run's dtype. pytensor is imported in
 Compilation: ``MODE`` is "NUMBA", PyTensor 3's own default (its FAST_RUN with the "auto"
 linker): the fast_run and numba graph rewrites, each function compiled by numba (with
 pytensor's default numba__fastmath: contraction, reassociation, approximate functions)
-and cached on disk under pytensor's compiledir. Measured with PyTensor 3.0.7 on 2 cores
-(float32 SGD steps, medians): 784-512-512-10 at batch 128 takes 2.5 ms in numba against
-9 ms in "CVM" (Theano's classic C ops run by the C VM, whose Dot22 and Gemm fall back to
-NumPy's C API without a linked BLAS), 64-64-10 at batch 32 0.020 ms against 0.065 ms; a
-hand-written loop in the default mode (backends/standalone/pytensor_loop.py) is the
-former. The price is compile time: the conformance kit (35 probes in 2 dtypes) took
-3 min 38 s from an empty cache and 39 s with a warm one, against 2 min 9 s and 28 s in
-CVM. ``MODE = "CVM"`` selects the C VM.
+and cached on disk under pytensor's compiledir. Its steps run faster than in "CVM"
+(Theano's classic C ops run by the C VM, whose Dot22 and Gemm fall back to NumPy's C API
+without a linked BLAS), at the price of a longer compile (see docs/performance.md,
+section "PyTensor: numba mode"); the hand-written loop (backends/standalone/pytensor_loop.py)
+runs in the same default mode. ``MODE = "CVM"`` selects the C VM.
 
 Threads: in numba mode a Dot is numba's np.dot, which calls the BLAS that SciPy ships
 (OpenBLAS, its pool sized from OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when it loads,

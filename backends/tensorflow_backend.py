@@ -436,8 +436,9 @@ class TensorflowTrainer(Trainer):
             cycle = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
         # The one trace train_step runs, called as its concrete function: the same graph,
         # without the tf.function's per-call dispatch (binding to the input signature,
-        # looking up the trace): measured ~90 us of a ~270 us step for 64-64-10 at batch
-        # 32 on 2 cores, and so in the standalone script too.
+        # looking up the trace), a large share of a small step; the standalone script
+        # does the same (see docs/performance.md, section "TensorFlow: fast_step calls the
+        # concrete function").
         train = self._step.get_concrete_function()
         on_gpu = self.device == "/GPU:0"
 

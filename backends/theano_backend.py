@@ -27,15 +27,13 @@ from backends.base import Backend, Batch, Params, Trainer, canonical_params, cyc
 if TYPE_CHECKING:
     from suite.spec import Spec
 
-# NOTE: the C linker ("cvm", Theano's default), measured against the "py" linker (each
-# op's Python perform()) on this machine: a training step of digits-mlp takes 0.05 ms
-# against 27 ms (the py linker runs fused elementwise ops element by element through
-# np.frompyfunc), while building and compiling the kit's ~70 probe networks takes 133 s
-# with an empty compile cache, then 18 s with it filled, against 15 s. The cache lives in
-# the temporary folder (default_compiledir) and is shared by later runs, so the g++ cost
-# is paid once per machine. Numerically the C code of sigmoid and softplus saturates
-# earlier (sigmoid(z) = 1 for z > 15 in float32 and 19 in float64, softplus(z) = z for
-# z > 14 and 16) than the Python code (|z| > 30). THEANO_FLAGS=linker=py switches.
+# The C linker ("cvm", Theano's default): its steps run far faster than the "py" linker's
+# (each op's Python perform()), at a compile cost (see docs/performance.md, section "Theano:
+# the C linker"). The cache lives in the temporary folder (default_compiledir) and is
+# shared by later runs, so the g++ cost is paid once per machine.
+# NOTE: numerically the C code of sigmoid and softplus saturates earlier (sigmoid(z) = 1
+# for z > 15 in float32 and 19 in float64, softplus(z) = z for z > 14 and 16) than the
+# Python code (|z| > 30). THEANO_FLAGS=linker=py switches.
 DEFAULT_FLAGS = {
     # No BLAS library to link on this machine: Theano then calls NumPy's (through its
     # C API) instead of failing at import.
@@ -72,8 +70,9 @@ ACTIVATIONS: dict[str, Callable[..., Any]] = {
     "linear": lambda T, z, p, c: z,
     # NOTE: T.nnet.relu is 0.5 * (z + |z|), whose gradient at 0 is 0.5; z * (z > 0) has
     # relu'(0) = 0, as the reference (and gives -0.0 for z < 0). Not T.switch(z > 0, z, 0),
-    # the same values: Theano's C Switch branches per element, which costs a quarter of a
-    # small network's step on random signs. leaky_relu'(0) = negative_slope.
+    # the same values: Theano's C Switch branches per element, slow on random signs (see
+    # docs/performance.md, section "Theano: relu as a product"). leaky_relu'(0) =
+    # negative_slope.
     "relu": lambda T, z, p, c: z * (z > 0),
     "leaky_relu": lambda T, z, p, c: T.switch(z > 0, z, c(p["negative_slope"]) * z),
     "elu": lambda T, z, p, c: T.nnet.elu(z, alpha=c(p["alpha"])),

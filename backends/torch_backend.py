@@ -107,7 +107,10 @@ class TorchBackend(Backend):
 
     def load(self, threads: int) -> None:
         import torch
-        import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~0.8 s)
+
+        # torch.optim imports it on first use, which is slow: here it is part of loading
+        # (see docs/performance.md, section "torch: torch._dynamo imported in load")
+        import torch._dynamo  # noqa: F401
 
         torch.set_num_threads(threads)
         # A correctness tool: no TF32 shortcuts in float32 matrix products on a GPU.

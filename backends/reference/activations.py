@@ -168,8 +168,8 @@ def _gelu_backward(z, out, delta):
 def _relu_backward_in_place(out: np.ndarray, delta: np.ndarray) -> np.ndarray:
     # NOTE: out > 0 exactly where z > 0 (NaN: neither). delta * mask equals
     # where(z > 0, delta, 0.0) for every finite delta; a masked-off negative delta gives
-    # -0.0, which equals 0.0 and changes no sum or update. np.where is ten times slower
-    # on an unpredictable mask.
+    # -0.0, which equals 0.0 and changes no sum or update. np.where is much slower on an
+    # unpredictable mask (see docs/performance.md, section "Reference: relu's backward").
     return np.multiply(delta, out > 0, out=delta)
 
 

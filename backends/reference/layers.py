@@ -11,9 +11,8 @@ arrays that no one else reads).
 A hidden Dense layer may keep its output feature-major (a Fortran-order array of shape
 (batch, units)) for batches of up to ``feature_major_rows`` rows; which layers do is
 ``backends.reference.model.feature_major``'s choice. NumPy's OpenBLAS then sees the batch
-as its rows and splits the products better between its threads: a hidden layer's three
-products took 4 to 21% less time at batches of 32 to 128 (widths 256 to 2048, two
-threads); from 256 rows on, neither was faster by more than 8%, and row-major is kept.
+as its rows and splits the products better between its threads; larger batches stay
+row-major (see docs/performance.md, section "Reference: feature-major hidden layers").
 The layout depends on the batch's and the layers' sizes alone, so a run's numbers depend
 on nothing else; the two layouts' products and sums may differ in their last bits.
 """

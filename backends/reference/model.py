@@ -129,12 +129,9 @@ def feature_major(fan_in: int, fan_out: int, feeds_hidden: bool) -> bool:
     """Whether a hidden layer keeps its output feature-major (for small batches): when it
     is wide, and either its input is wide too or it feeds another hidden layer.
 
-    Measured with NumPy's OpenBLAS on two threads, whole training steps, feature-major
-    over row-major: 784-512-512-10 b128 0.90 to 0.95, 784-256-10 b128 0.91 to 0.95,
-    64-1024-1024-10 b32 0.89 to 0.92, 64-256-256-10 b32 0.89 to 0.93; but 64-256-10 b32
-    1.06 to 1.10, 64-64-10 b32 1.04 to 1.07 and 64-64-64-10 b32 1.03, where the products
-    are too small for their threads to matter and the layout's slower bias sums and
-    broadcasts show.
+    Narrower networks ran slower feature-major: their products are too small for the
+    threads to matter (see docs/performance.md, section "Reference: feature-major hidden
+    layers").
     """
     return fan_out >= FEATURE_MAJOR_UNITS and (fan_in >= FEATURE_MAJOR_UNITS or feeds_hidden)
 
