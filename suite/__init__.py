@@ -16,19 +16,20 @@ _LAZY = {
     "Dense": "suite.api",
     "optimizers": "suite.api",
     "regularizers": "suite.api",
-    "compare": "suite.api",
-    "Run": "suite.results",
+    "Run": "suite.compare.results",
     "load_spec": "suite.api",
     "spec_from_dict": "suite.api",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name == "compare":  # the feature's package, which called is suite.api.compare
+        return importlib.import_module("suite.compare")
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'suite' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "compare", *_LAZY]

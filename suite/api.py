@@ -13,13 +13,16 @@ so the three ways of writing a spec give the same normalized spec.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from suite import spec as spec_module
+from suite.compare.results import Run
 from suite.errors import SpecError
-from suite.results import Run
+from suite.processes import ProgressFn, ignore_progress
 from suite.spec import Spec
 
 
@@ -119,38 +122,127 @@ def load_spec(source: str | Path | Sequential | Spec) -> Spec:
     return spec_module.load(source)
 
 
+def with_overrides(spec: Spec, *, epochs: int | None = None, batch_size: int | None = None,
+                   seed: int | None = None, dtype: str | None = None,
+                   shuffle: bool | None = None, max_steps: int | None = None,
+                   data: str | None = None, target: str | None = None,
+                   standardize: bool | None = None) -> Spec:
+    """``spec`` with the given training and data values replaced (None keeps the spec's),
+    validated as a spec file's would be."""
+    changed = spec.with_training(epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
+                                 shuffle=shuffle, max_steps=max_steps)
+    return changed.with_data(name=data, target=target, standardize=standardize)
+
+
+@dataclass(frozen=True)
+class ComparePlan:
+    """A comparison before it runs: the spec with its overrides, and the options."""
+
+    spec: Spec
+    options: Any  # suite.compare.plan.Options
+
+    def run(self, on_event: ProgressFn = ignore_progress) -> Run:
+        """Run every backend; returns the finished :class:`Run`."""
+        from suite.compare import session
+
+        return Run(session.run(self.spec, self.options, on_event))
+
+
+def plan_compare(spec: str | Path | Sequential | Spec, data: str | None = None,
+                 backends: list[str] | None = None, *, epochs: int | None = None,
+                 batch_size: int | None = None, seed: int | None = None,
+                 dtype: str | None = None, shuffle: bool | None = None,
+                 max_steps: int | None = None, target: str | None = None,
+                 standardize: bool | None = None, threads: int | None = None,
+                 timing: bool = True, timing_steps: int = 50, timeout_s: float = 600.0,
+                 out: str | Path | None = None, root: str | Path = "reports",
+                 force: bool = False) -> ComparePlan:
+    """:func:`compare`'s run, checked but not started (``suite compare`` shows the
+    network before it runs)."""
+    from suite.compare.plan import Options
+
+    loaded = with_overrides(load_spec(spec), epochs=epochs, batch_size=batch_size, seed=seed,
+                            dtype=dtype, shuffle=shuffle, max_steps=max_steps, data=data,
+                            target=target, standardize=standardize)
+    options = Options(backends=backends, threads=threads, timing=timing,
+                      timing_steps=timing_steps, timeout_s=timeout_s,
+                      out=Path(out) if out else None, root=Path(root), force=force)
+    return ComparePlan(loaded, options)
+
+
 def compare(spec: str | Path | Sequential | Spec, data: str | None = None,
             backends: list[str] | None = None, *, epochs: int | None = None,
             batch_size: int | None = None, seed: int | None = None, dtype: str | None = None,
             shuffle: bool | None = None, max_steps: int | None = None,
             target: str | None = None, standardize: bool | None = None,
-            threads: int | None = None, timing: bool = True, timeout_s: float = 600.0,
-            out: str | Path | None = None, root: str | Path = "reports",
-            force: bool = False) -> Run:
-    """Run every backend on the spec and return the finished :class:`Run`."""
-    from suite import harness
+            threads: int | None = None, timing: bool = True, timing_steps: int = 50,
+            timeout_s: float = 600.0, out: str | Path | None = None,
+            root: str | Path = "reports", force: bool = False,
+            on_event: ProgressFn = ignore_progress) -> Run:
+    """Run every backend on the spec and return the finished :class:`Run`.
 
-    loaded = load_spec(spec).with_training(epochs=epochs, batch_size=batch_size, seed=seed,
-                                           dtype=dtype, shuffle=shuffle, max_steps=max_steps)
-    loaded = loaded.with_data(name=data, target=target, standardize=standardize)
-    options = harness.Options(backends=backends, threads=threads, timing=timing,
-                              timeout_s=timeout_s, out=Path(out) if out else None,
-                              root=Path(root), force=force)
-    return Run(harness.run(loaded, options))
+    Bad values (an unknown name, ``threads=0``, ``timeout_s=-1``) raise
+    :class:`suite.errors.UserError` before anything runs, with the message that
+    ``suite compare`` prints for them.
+    """
+    return plan_compare(spec, data, backends, epochs=epochs, batch_size=batch_size,
+                        seed=seed, dtype=dtype, shuffle=shuffle, max_steps=max_steps,
+                        target=target, standardize=standardize, threads=threads,
+                        timing=timing, timing_steps=timing_steps, timeout_s=timeout_s,
+                        out=out, root=root, force=force).run(on_event)
 
 
-def bench(spec: str | Path | Sequential | Spec, backends: list[str] | None = None, *,
-          widths: list[int] = (), depths: list[int] = (), batch_sizes: list[int] = (),
-          dtype: str | None = None, threads: int | None = None, steps: int = 30,
-          standalone: bool = False, out: str | Path | None = None,
-          root: str | Path = "reports", force: bool = False) -> Path:
-    """Time every backend on a grid of sizes (``suite bench``); returns the folder that
-    holds bench.csv, run.json and the report."""
+@dataclass(frozen=True)
+class BenchPlan:
+    """A benchmark sweep before it runs: the spec, the grid of sizes and the options."""
+
+    spec: Spec
+    sizes: list  # of suite.bench.sizes.Size, smallest work first
+    options: Any  # suite.bench.runner.BenchOptions
+
+    def memory(self) -> dict[str, float]:
+        """The memory estimate of the largest size; raises UserError when it does not fit."""
+        from suite.bench import memory
+
+        return memory.check(self.spec, self.sizes, self.options.memory_limit)
+
+    def run(self, on_event: ProgressFn = ignore_progress) -> Path:
+        """Run the sweep; returns the folder with bench.csv, run.json and the report."""
+        from suite.bench import runner
+
+        return runner.run(self.spec, self.sizes, self.options, on_event)
+
+
+def plan_bench(spec: str | Path | Sequential | Spec, backends: list[str] | None = None, *,
+               widths: Sequence[int] = (), depths: Sequence[int] = (),
+               batch_sizes: Sequence[int] = (), dtype: str | None = None,
+               threads: int | None = None, warmup: int = 5, steps: int = 30,
+               budget_s: float = 3.0, size_timeout_s: float = 300.0,
+               standalone: bool = False, out: str | Path | None = None,
+               root: str | Path = "reports", force: bool = False) -> BenchPlan:
+    """``suite bench``'s sweep, checked and planned but not run (``--dry-run`` shows it)."""
     from suite.bench import runner, sizes
 
     loaded = load_spec(spec).with_training(dtype=dtype)
     grid = sizes.grid(loaded, widths, depths, batch_sizes)
-    options = runner.BenchOptions(backends=backends, threads=threads, steps=steps,
-                                  standalone=standalone, out=Path(out) if out else None,
-                                  root=Path(root), force=force)
-    return runner.run(loaded, grid, options)
+    options = runner.BenchOptions(backends=backends, threads=threads, warmup=warmup,
+                                  steps=steps, budget_s=budget_s,
+                                  size_timeout_s=size_timeout_s, standalone=standalone,
+                                  out=Path(out) if out else None, root=Path(root),
+                                  force=force)
+    return BenchPlan(loaded, grid, options)
+
+
+def bench(spec: str | Path | Sequential | Spec, backends: list[str] | None = None, *,
+          widths: Sequence[int] = (), depths: Sequence[int] = (),
+          batch_sizes: Sequence[int] = (), dtype: str | None = None,
+          threads: int | None = None, warmup: int = 5, steps: int = 30,
+          budget_s: float = 3.0, size_timeout_s: float = 300.0, standalone: bool = False,
+          out: str | Path | None = None, root: str | Path = "reports", force: bool = False,
+          on_event: ProgressFn = ignore_progress) -> Path:
+    """Time every backend on a grid of sizes (``suite bench``); returns the folder that
+    holds bench.csv, run.json and the report."""
+    return plan_bench(spec, backends, widths=widths, depths=depths, batch_sizes=batch_sizes,
+                      dtype=dtype, threads=threads, warmup=warmup, steps=steps,
+                      budget_s=budget_s, size_timeout_s=size_timeout_s,
+                      standalone=standalone, out=out, root=root, force=force).run(on_event)

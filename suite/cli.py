@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from suite import catalogue, registry
+from suite import catalogue, registry, terminal
 from suite.errors import UserError
+from suite.rundir import REFERENCE
 
 app = typer.Typer(
     help="Train one feed-forward network spec in several frameworks and compare them "
@@ -28,8 +28,6 @@ console = Console()
 errors = Console(stderr=True)
 
 DEFAULT_SPEC = "digits-mlp"
-VERDICT_STYLE = {"pass": "green", "known difference": "blue", "unsupported": "dim",
-                 "fail": "bold red", "error": "bold magenta"}
 
 
 class Dtype(StrEnum):
@@ -74,24 +72,19 @@ def compare(
     force: Annotated[bool, typer.Option(help="Replace --out if it holds a run.")] = False,
 ) -> None:
     """Train SPEC with every backend from the same start on the same batches; compare."""
-    from suite import harness
-    from suite import spec as specs
+    from suite import api
+    from suite.compare import console as compare_console
 
-    loaded = specs.load(spec)
-    loaded = loaded.with_training(epochs=epochs, batch_size=batch_size, seed=seed,
-                                  dtype=dtype.value if dtype else None, shuffle=shuffle,
-                                  max_steps=max_steps)
-    loaded = loaded.with_data(name=data, target=target, standardize=standardize)
-    names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
-    _check_positive(threads=threads, timing_steps=timing_steps)
-    if timeout <= 0:
-        raise UserError(f"expected a positive number of seconds. Received: --timeout {timeout}")
-    options = harness.Options(backends=names, threads=threads, timeout_s=timeout,
-                              timing=timing, timing_steps=timing_steps, out=out, force=force)
-    console.print(f"[bold]{loaded.name}[/]: {_describe_net(loaded)}")
-    with _progress() as progress:
-        run_dir = harness.run(loaded, options, on_event=_progress_handler(progress))
-    _print_summary(run_dir)
+    plan = api.plan_compare(spec, data, _names(backends), epochs=epochs,
+                            batch_size=batch_size, seed=seed,
+                            dtype=dtype.value if dtype else None, shuffle=shuffle,
+                            max_steps=max_steps, target=target, standardize=standardize,
+                            threads=threads, timing=timing, timing_steps=timing_steps,
+                            timeout_s=timeout, out=out, force=force)
+    console.print(f"[bold]{plan.spec.name}[/]: {_describe_net(plan.spec)}")
+    with terminal.progress(console) as bar:
+        run = plan.run(compare_console.progress_handler(bar))
+    compare_console.print_summary(console, run.path)
 
 
 @app.command()
@@ -130,32 +123,27 @@ def bench(
 ) -> None:
     """Time every backend on a grid of network sizes against the machine's matmul peak;
     write bench.csv, run.json and a report."""
-    from suite import spec as specs
+    from suite import api
     from suite.bench import console as bench_console
-    from suite.bench import memory, runner, sizes
+    from suite.bench import sizes
 
-    loaded = specs.load(spec).with_training(dtype=dtype.value if dtype else None)
-    grid = sizes.grid(loaded, _int_list(widths, "--widths"), _int_list(depths, "--depths"),
-                      _int_list(batch_sizes, "--batch-sizes"))
-    _check_positive(threads=threads, steps=steps)
-    for flag, value in (("--budget", budget), ("--size-timeout", size_timeout)):
-        if value <= 0:
-            raise UserError(f"expected a positive number of seconds. Received: {flag} {value}")
-    if warmup < 0:
-        raise UserError(f"expected 0 or more warm-up steps. Received: --warmup {warmup}")
-    if dry_run:  # else runner.run checks the memory first
-        bench_console.print_plan(console, loaded, grid, memory.check(loaded, grid))
+    plan = api.plan_bench(spec, _names(backends), widths=_int_list(widths, "--widths"),
+                          depths=_int_list(depths, "--depths"),
+                          batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
+                          dtype=dtype.value if dtype else None, threads=threads,
+                          warmup=warmup, steps=steps, budget_s=budget,
+                          size_timeout_s=size_timeout, standalone=standalone, out=out,
+                          force=force)
+    if dry_run:
+        bench_console.print_plan(console, plan.spec, plan.sizes, plan.memory())
         return
-    names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
-    options = runner.BenchOptions(backends=names, threads=threads, warmup=warmup,
-                                  steps=steps, budget_s=budget, size_timeout_s=size_timeout,
-                                  standalone=standalone, out=out, force=force)
-    console.print(f"[bold]{loaded.name}[/]: {len(grid)} size{'s' * (len(grid) != 1)}, from "
-                  f"{sizes.describe(sizes.sized_spec(loaded, grid[0]))['layers']} at batch "
-                  f"{grid[0].batch_size}, {loaded.training.dtype}")
-    with _progress() as progress:
-        folder = runner.run(loaded, grid, options,
-                            bench_console.progress_handler(progress, grid, loaded))
+    first = plan.sizes[0]
+    console.print(f"[bold]{plan.spec.name}[/]: {len(plan.sizes)} "
+                  f"size{'s' * (len(plan.sizes) != 1)}, from "
+                  f"{sizes.describe(sizes.sized_spec(plan.spec, first))['layers']} at batch "
+                  f"{first.batch_size}, {plan.spec.training.dtype}")
+    with terminal.progress(console) as bar:
+        folder = plan.run(bench_console.progress_handler(bar, plan.sizes, plan.spec))
     bench_console.print_summary(console, folder)
 
 
@@ -197,15 +185,9 @@ def check_backend(
     from suite.kit import console as kit_console
     from suite.kit.render import write_report
 
-    _check_positive(threads=threads, workers=workers)
-    if device not in catalogue.DEVICES:
-        raise UserError(f"expected a device in {', '.join(catalogue.DEVICES)}. "
-                        f"Received: --device {device}")
-    for name in names:
-        registry.resolve(name)  # an unknown name stops here, listing the known ones
     options = KitOptions(dtypes=tuple(d.value for d in dtype) if dtype else catalogue.DTYPES,
                          device=device, threads=threads, timeout_s=timeout, workers=workers)
-    with kit_console.progress(console) as bar:
+    with terminal.progress(console, 16) as bar:
         result = check_backends(names, options, kit_console.progress_handler(bar))
     folder = out or Path("reports") / ("check-" + "-".join(result.backends()))
     written = write_report(result, folder)
@@ -244,7 +226,7 @@ def env_create(
     """Build (or find) the environment a backend runs in."""
     from suite import envs
 
-    spec = envs.spec_for(backend)
+    spec = registry.environment_of(backend)
     if spec is None:
         raise UserError(f"backend {backend!r} runs in the main environment; nothing to create",
                         hint=f"ask for a version: suite env create {backend}@VERSION")
@@ -271,7 +253,7 @@ def env_list() -> None:
                          else "left")
     for info in found:
         table.add_row(info.name, " ".join(info.requirements), f"{info.size_mb:,.0f}",
-                      info.created, _fmt(info.build_s))
+                      info.created, terminal.figure(info.build_s))
     console.print(table)
 
 
@@ -301,13 +283,12 @@ def support_matrix(
     from suite.kit import console as kit_console
     from suite.kit.render import replace_block, support_matrix_markdown
 
-    _check_positive(threads=threads)
+    options = KitOptions(threads=threads)
     infos = [registry.describe(name) for name in registry.builtin_names()]
-    available = [i.name for i in infos if i.available and i.name != registry.REFERENCE]
+    available = [i.name for i in infos if i.available and i.name != REFERENCE]
     unavailable = {i.name: i.reason or "" for i in infos if not i.available}
-    with kit_console.progress(console) as bar:
-        result = check_backends(available, KitOptions(threads=threads),
-                                kit_console.progress_handler(bar))
+    with terminal.progress(console, 16) as bar:
+        result = check_backends(available, options, kit_console.progress_handler(bar))
     block = support_matrix_markdown(result, unavailable)
     if not write:
         console.print(block, markup=False, highlight=False)
@@ -318,7 +299,7 @@ def support_matrix(
         text = replace_block(readme.read_text(encoding="utf-8"), block)
     except ValueError as exc:
         raise UserError(f"{readme}: {exc}") from None
-    from suite.rundir import atomic_write_text
+    from suite.files import atomic_write_text
 
     atomic_write_text(readme, text)
     console.print(f"updated the support matrix in {readme}")
@@ -355,11 +336,13 @@ def report(
 ) -> None:
     """Rebuild the tables and re-render report.md and report.html of a finished run or
     benchmark."""
-    from suite import harness
     from suite.bench import console as bench_console
     from suite.bench import report as bench_report
+    from suite.bench import results as bench_results
+    from suite.compare import console as compare_console
+    from suite.compare import session
 
-    if bench_report.is_bench(run):
+    if bench_results.is_bench(run):
         if benchmark_json:
             bench_report.add_pytest_benchmark(run, benchmark_json)
         bench_report.render(run)
@@ -370,111 +353,32 @@ def report(
                         f"{run} is a `suite compare` run",
                         hint="run suite bench with the same sizes, then suite report "
                              "BENCH_DIR --benchmark-json ...")
-    harness.rerender(run)
-    _print_summary(run)
+    session.rerender(run)
+    compare_console.print_summary(console, run)
+
+
+def _names(text: str | None) -> list[str] | None:
+    """'numpy, torch' -> ["numpy", "torch"]; None (every backend) when not given."""
+    return [b.strip() for b in text.split(",") if b.strip()] if text else None
 
 
 def _int_list(text: str | None, flag: str) -> list[int]:
-    """'64,256' -> [64, 256]; anything else is one clear line."""
+    """'64,256' -> [64, 256]; text that is not integers is one clear line."""
     if not text:
         return []
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         values = []
-    if not values or min(values) < 1:
+    if not values:
         raise UserError(f"expected comma-separated positive integers such as 64,256. "
                         f"Received: {flag} {text}")
     return values
 
 
-def _check_positive(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and value < 1:
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"expected a positive integer. Received: {flag} {value}")
-
-
 def _describe_net(spec) -> str:
     layers = " → ".join(f"{layer.units} {layer.activation.name}" for layer in spec.layers)
     return f"{spec.input_dim} → {layers}"
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.fields[backend]:<22}"), BarColumn(),
-                    MofNCompleteColumn(), TextColumn("{task.description}"),
-                    TimeElapsedColumn(), console=console, transient=False)
-
-
-def _progress_handler(progress: Progress):
-    tasks: dict[str, int] = {}
-
-    def handle(name: str, event: dict) -> None:
-        phase = event.get("phase")
-        if phase == "start":
-            label = f"{name} ({event['role']})" if event.get("role") != "backend" else name
-            tasks[name] = progress.add_task("starting", backend=label, total=None)
-        elif phase == "env" and name in tasks:  # building the backend's own environment
-            progress.update(tasks[name], description=f"[dim]{event['message'][:60]}[/]")
-        elif phase in ("timing", "lockstep") and name in tasks:
-            progress.update(tasks[name], description=phase, completed=event.get("step", 0),
-                            total=event.get("total"))
-        elif phase == "done" and name in tasks:
-            status = event.get("status")
-            style = "green" if status == "ok" else "red"
-            text = f"[{style}]{status}[/]" + (f": {event['reason']}" if event.get("reason")
-                                               else "")
-            total = progress.tasks[tasks[name]].total or 1
-            progress.update(tasks[name], description=text, completed=total, total=total)
-
-    return handle
-
-
-def _print_summary(run_dir: Path) -> None:
-    import pandas as pd
-
-    from suite.results import read_table
-
-    summary = read_table(run_dir / "summary.csv")
-    if not summary.empty:
-        table = Table(title="Verdicts against the NumPy reference")
-        checks = list(dict.fromkeys(summary.check))
-        table.add_column("backend")
-        for check in checks:
-            table.add_column(check)
-        for backend, rows in summary.groupby("backend", sort=False):
-            cells = []
-            for check in checks:
-                verdict = rows[rows.check == check].verdict.iloc[0]
-                cells.append(f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")
-            table.add_row(backend, *cells)
-        console.print(table)
-        problems = summary[summary.verdict.isin(["fail", "error"])]
-        for _, row in problems.drop_duplicates("backend").iterrows():
-            console.print(f"  [red]{row.backend}[/] {row.check}: {row.reason}")
-    timing_file = run_dir / "timing.csv"
-    timing = read_table(timing_file) if timing_file.stat().st_size > 1 else pd.DataFrame()
-    if not timing.empty and "step_ms_median" in timing:
-        table = Table(title=f"Timing ({int(timing.threads.iloc[0])} threads)")
-        for column in ("backend", "import s", "build s", "first step s", "step ms (median)",
-                       "IQR ms", "samples/s"):
-            table.add_column(column, justify="right")
-        for _, row in timing.iterrows():
-            table.add_row(row.backend, *(_fmt(row[c]) for c in (
-                "import_s", "build_s", "first_step_s", "step_ms_median", "step_ms_iqr",
-                "samples_per_s")))
-        console.print(table)
-    console.print(f"report: [bold]{run_dir / 'report.html'}[/] (and report.md)")
-
-
-def _fmt(value) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if number != number:  # NaN: not measured
-        return "–"
-    return f"{number:,.0f}" if number >= 100 else f"{number:.3g}"
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from suite import registry
 from suite.errors import UserError
 
 # Only the worker side is copied: the harness side (pandas, plotting) never runs there.
@@ -71,10 +70,10 @@ def split_version(name: str) -> tuple[str, str | None]:
     return base, version
 
 
-def spec_for(name: str) -> EnvSpec | None:
-    """The environment a backend name needs, or None for the main environment."""
+def spec_for(name: str, cls: type) -> EnvSpec | None:
+    """The environment backend ``name`` (``mxnet``, ``torch@2.13.0``) of class ``cls``
+    needs, or None for the main environment (see ``registry.environment_of``)."""
     base, version = split_version(name)
-    cls = registry.import_target(registry.resolve(base))
     own = tuple(getattr(cls, "environment", ()))
     if version is None:
         return EnvSpec(base, own) if own else None

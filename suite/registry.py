@@ -1,8 +1,11 @@
-"""Finding backends: the ``fnn_suite.backends`` entry-point group, or ``package.module:Class``.
+"""Finding backends, and whether each can run here: the ``fnn_suite.backends`` entry-point
+group, or ``package.module:Class``.
 
 Built-in backends register through the same entry points as third-party plug-ins.
 Listing backends never imports a framework: availability is read from installed
-distributions. Worker side: standard library only.
+distributions (or, for a backend with an environment of its own, from that environment).
+:func:`describe` is the one place that decides whether a backend can run, and
+:func:`select` which backends a run takes. Worker side: standard library only.
 """
 
 from __future__ import annotations
@@ -10,21 +13,32 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as metadata
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from suite import envs
 from suite.errors import UserError
+from suite.rundir import REFERENCE
 
 GROUP = "fnn_suite.backends"
-REFERENCE = "numpy"
 
 
 @dataclass(frozen=True)
-class BackendInfo:
+class Availability:
+    """Whether a backend can run here, and why not."""
+
     name: str
     target: str  # "package.module:Class"
-    available: bool
+    available: bool  # runs when asked for by name
     reason: str | None  # why it is unavailable
-    versions: dict[str, str]
+    versions: dict[str, str] = field(default_factory=dict)
+    #: its own environment is not built yet: building takes minutes, so a run takes it
+    #: only when asked for by name (or once built)
+    needs_build: bool = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether a run that names no backends takes it."""
+        return self.available and not self.needs_build
 
 
 def entry_points() -> dict[str, str]:
@@ -85,20 +99,29 @@ def name_of(backend: str) -> str:
                         hint="check the module path and that the package is installed") from None
 
 
-def describe(name: str) -> BackendInfo:
+def environment_of(name: str) -> envs.EnvSpec | None:
+    """The environment a backend (``mxnet``, ``torch@2.12.0``) runs in: None for the main
+    one (and for a ``module:Class`` plug-in, which runs where it is installed)."""
+    if is_target(name):
+        return None
+    base, version = envs.split_version(name)
+    return envs.spec_for(name, import_target(resolve(base)))
+
+
+def describe(name: str) -> Availability:
     """Whether a backend can run here, without importing its framework."""
     target = resolve(name)
     try:
         cls = import_target(target)
     except Exception as exc:  # a broken plug-in must not stop the suite
-        return BackendInfo(name, target, False, f"cannot import {target}: {exc}", {})
+        return Availability(name, target, False, f"cannot import {target}: {exc}")
     broken = _broken(cls)
     if broken:
-        return BackendInfo(name, target, False, f"{target} {broken}", {})
+        return Availability(name, target, False, f"{target} {broken}")
     if getattr(cls, "unavailable", ""):  # a framework with no installable build
-        return BackendInfo(name, target, False, cls.unavailable, {})
+        return Availability(name, target, False, cls.unavailable)
     if getattr(cls, "environment", ()):
-        return _describe_own_environment(name, target, cls)
+        return _own_environment(name, target, cls)
     versions: dict[str, str] = {}
     missing = []
     for distribution in getattr(cls, "requires", ()):
@@ -112,8 +135,8 @@ def describe(name: str) -> BackendInfo:
         fix = (f"pip install 'fnn-suite[{extra}]' -c constraints.txt" if extra
                else f"pip install {' '.join(missing)}")
         reason = f"not installed: {', '.join(missing)} ({fix})"
-        return BackendInfo(name, target, False, reason, versions)
-    return BackendInfo(name, target, True, None, versions)
+        return Availability(name, target, False, reason, versions)
+    return Availability(name, target, True, None, versions)
 
 
 def _broken(cls: object) -> str | None:
@@ -128,16 +151,53 @@ def _broken(cls: object) -> str | None:
     return None
 
 
-def _describe_own_environment(name: str, target: str, cls: type) -> BackendInfo:
+def _own_environment(name: str, target: str, cls: type) -> Availability:
     """A backend with an environment of its own runs once that can be built: its versions
     are those of the built environment, if any."""
-    from suite import envs
-
-    spec = envs.spec_for(name)
-    versions = envs.versions_in(spec) if spec is not None else {}
+    spec = envs.spec_for(name, cls)
+    versions = envs.versions_in(spec)
     wanted = {d: versions[d] for d in getattr(cls, "requires", ()) if d in versions}
-    return BackendInfo(name, target, True, None, wanted or {"environment": "built on first use"})
+    return Availability(name, target, True, None,
+                        wanted or {"environment": "built on first use"},
+                        needs_build=not spec.path.exists())
 
 
-def all_backends() -> list[BackendInfo]:
+def all_backends() -> list[Availability]:
     return [describe(name) for name in entry_points()]
+
+
+@dataclass(frozen=True)
+class Selected:
+    """A backend a run takes: its display name, class target and environment."""
+
+    name: str
+    target: str
+    env: envs.EnvSpec | None  # None: the main environment
+
+
+def select(requested: list[str] | None) -> tuple[list[Selected], dict[str, str]]:
+    """The backends of a run, the reference first, and those left out with the reason.
+
+    ``requested`` None means every backend that is ready here; names asked for run
+    whatever their state (a failure is their own error row), but an unknown name is the
+    user's mistake and raises :class:`UserError`.
+    """
+    skipped: dict[str, str] = {}
+    if requested is None:
+        names = []
+        for found in all_backends():
+            if found.ready:
+                names.append(found.name)
+            elif found.available:
+                skipped[found.name] = (f"its environment is not built yet (suite env create "
+                                       f"{found.name}, or name it in --backends)")
+            else:
+                skipped[found.name] = found.reason or "unavailable"
+    else:
+        for name in requested:
+            resolve(name)
+        names = list(dict.fromkeys(requested))
+    chosen = [Selected(REFERENCE, resolve(REFERENCE), None)]
+    chosen += [Selected(name_of(n), resolve(n), environment_of(n))
+               for n in names if n != REFERENCE]
+    return chosen, skipped

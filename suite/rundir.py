@@ -1,50 +1,214 @@
-"""The run directory: where a run's files live, written so none is ever half a file."""
+"""The run directory of ``suite compare``: its layout, its typed records, and how it is made.
+
+This module is the contract between the writers (the compare session and its worker) and
+the readers (the comparison, the reports, :class:`suite.compare.results.Run`, the kit):
+
+    run.json                 RunRecord keys; ``backends`` maps a name to a BackendEntry
+    initial_params.npz       dense_<i>/kernel (fan_in, fan_out), dense_<i>/bias (fan_out,)
+    losses.csv               LOSS_COLUMNS
+    comparison.csv           ComparisonRow, one per backend, step, kind and tensor
+    summary.csv              SummaryRow, one per backend and check
+    timing.csv               TimingRow, one per timed backend
+    grads/, params/, outputs/<name>.npz    the lockstep arrays (ARRAYS)
+    workers/<name>.json, <name>.log        each worker's raw result and its stderr
+
+The reference's name, the checks, the verdicts and their order, and the names of the
+reference's ledger variants (``numpy~keras``) are defined here and nowhere else.
+Standard library only: the worker side and the registry import it too.
+"""
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import re
 import shutil
-import tempfile
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from suite.errors import UserError
+from suite.files import atomic_write_text
 
+REFERENCE = "numpy"
 LATEST = "latest"
+RUN_JSON = "run.json"
+ROLES = ("reference", "backend", "variant")
+#: a backend's status in run.json: pending until its worker ends
+STATUSES = ("pending", "ok", "error", "unsupported", "unavailable")
+ARRAYS = ("grads", "params", "outputs")
+
+#: check -> what it compares, in report order
+CHECKS: dict[str, str] = {
+    "forward": "outputs on the first batch before training",
+    "loss": "the first step's loss",
+    "gradients": "the first step's gradients",
+    "update": "the parameters after the first update",
+    "trajectory": "losses, gradients and parameters of every later step",
+}
+VERDICTS = ("pass", "known difference", "unsupported", "fail", "error")
+#: worst first: what a backend's headline (or a kit probe's cell) follows
+SEVERITY = ("error", "fail", "known difference", "unsupported", "pass")
+#: comparison.csv's kinds of tensor
+KINDS = ("output", "loss", "grad", "param")
+
+_VARIANT = "~"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) via a temporary file in the same folder: whole or not at all."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def variant_name(backend: str, base: str = REFERENCE) -> str:
+    """The run of ``base`` (the reference) under the ledger conventions of ``backend``."""
+    return f"{base}{_VARIANT}{backend}"
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+def parse_variant(name: str) -> tuple[str, str] | None:
+    """``"numpy~keras"`` -> ("numpy", "keras"); None for a name that is no variant's."""
+    base, sep, backend = name.partition(_VARIANT)
+    return (base, backend) if sep and base and backend else None
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+# ---------------------------------------------------------------------------- records
 
 
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+def _known(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``raw`` that are fields of the dataclass ``cls``."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in raw.items() if k in names}
+
+
+@dataclass
+class BackendEntry:
+    """One entry of run.json's ``backends``."""
+
+    role: str  # one of ROLES
+    status: str = "pending"  # one of STATUSES
+    reason: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # a variant's conventions
+    runtime: dict[str, Any] = field(default_factory=dict)  # its threads and precision
+    lockstep_s: float | None = None
+    lockstep_train_s: float | None = None
+    lockstep_export_s: float | None = None
+    lockstep_steps: int | None = None
+    timing_status: str = "off"
+    timing_reason: str | None = None
+    wall_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BackendEntry:
+        found = _known(cls, raw)
+        for key in ("versions", "options", "runtime"):
+            found[key] = dict(found.get(key) or {})
+        return cls(**{"role": "backend", **found})
+
+
+def _columns(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One row of comparison.csv: a backend's tensor at one step against the reference."""
+
+    backend: str
+    step: int
+    kind: str  # one of KINDS
+    tensor: str
+    max_abs_diff: float
+    rel_l2_error: float
+    tolerance: float
+    within: bool
+    variant_rel_l2_error: float  # against the reference under the ledger's conventions
+    finite: bool  # False where the backend returned NaN or inf
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One row of summary.csv: a backend's verdict on one check."""
+
+    backend: str
+    check: str  # one of CHECKS
+    verdict: str  # one of VERDICTS
+    step: int | None = None  # the first step out of tolerance
+    tensor: str | None = None  # "<kind> <tensor>"
+    rel_l2_error: float | None = None  # the worst
+    tolerance: float | None = None
+    ledger: str | None = None  # entry ids behind a known difference, space-separated
+    reason: str | None = None
+
+    @property
+    def entries(self) -> list[str]:
+        return (self.ledger or "").split()
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """One row of timing.csv; every measurement may be missing (None)."""
+
+    backend: str
+    threads: int | None = None
+    import_s: float | None = None
+    build_s: float | None = None
+    first_step_s: float | None = None
+    step_ms_median: float | None = None
+    step_ms_iqr: float | None = None
+    samples_per_s: float | None = None
+    predict_ms: float | None = None
+    steps_timed: int | None = None
+    status: str | None = None
+    reason: str | None = None
+
+
+LOSS_COLUMNS = ("backend", "epoch", "step", "loss")
+COMPARISON_COLUMNS = _columns(ComparisonRow)
+SUMMARY_COLUMNS = _columns(SummaryRow)
+TIMING_COLUMNS = _columns(TimingRow)
+#: table name (its CSV file's stem) -> columns
+TABLES = {"losses": LOSS_COLUMNS, "comparison": COMPARISON_COLUMNS,
+          "summary": SUMMARY_COLUMNS, "timing": TIMING_COLUMNS}
+
+
+def row_from_cells(cls: type, cells: dict[str, Any]):
+    """A record from a CSV row as pandas read it: empty cells and NaN as None, integers as
+    int, strings as str; columns the record lacks are ignored."""
+    found = {}
+    for f in fields(cls):
+        if f.name not in cells:
+            continue
+        value = _missing_as_none(cells[f.name])
+        if value is not None and f.type in ("int | None", "int"):
+            value = int(value)
+        elif value is not None and f.type in ("str | None", "str"):
+            value = str(value)
+        found[f.name] = value
+    return cls(**found)
+
+
+def _missing_as_none(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def array_file(run_dir: Path, kind: str, name: str) -> Path:
+    """``grads/<name>.npz`` and the like (``kind`` is one of ARRAYS)."""
+    return run_dir / kind / f"{name}.npz"
+
+
+def worker_result(run_dir: Path, name: str) -> Path:
+    return run_dir / "workers" / f"{name}.json"
+
+
+def worker_log(run_dir: Path, name: str) -> Path:
+    return run_dir / "workers" / f"{name}.log"
 
 
 def slug(name: str) -> str:
@@ -58,7 +222,7 @@ def create(spec_name: str, root: Path, out: Path | None, force: bool) -> Path:
             if not force:
                 raise UserError(f"output directory {out} already exists and is not empty",
                                 hint="choose another --out, or add --force to replace it")
-            if not (out / "run.json").exists():
+            if not (out / RUN_JSON).exists():
                 raise UserError(f"refusing to replace {out}: it is not a run directory "
                                 "(no run.json)", hint="choose another --out")
             shutil.rmtree(out)
@@ -91,8 +255,8 @@ def point_latest(run_dir: Path) -> Path:
 
 def adopt_worker_files(run_dir: Path, worker_dir: Path, name: str) -> None:
     """Move a finished worker's arrays to their documented places (one rename each)."""
-    for kind in ("grads", "params", "outputs"):
+    for kind in ARRAYS:
         source = worker_dir / f"{kind}.npz"
         if source.exists():
             (run_dir / kind).mkdir(exist_ok=True)
-            os.replace(source, run_dir / kind / f"{name}.npz")
+            os.replace(source, array_file(run_dir, kind, name))

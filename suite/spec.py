@@ -9,8 +9,6 @@ Worker side: standard library only.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +17,7 @@ from typing import Any
 
 from suite import catalogue
 from suite.errors import SpecError
+from suite.spec_reader import FieldReader
 
 
 @dataclass(frozen=True)
@@ -198,75 +197,9 @@ def builtin(name: str) -> Spec:
 # ---------------------------------------------------------------------------- validation
 
 
-class _Reader:
-    """Reads fields of a raw dict and raises a SpecError that says where."""
-
-    def __init__(self, source: str, text: str | None):
-        self.source = source
-        self.text = text
-
-    def where(self, path: tuple[str | int, ...]) -> str:
-        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        line = _locate(self.text, path) if self.text else None
-        at = f", line {line}" if line else ""
-        return f"{self.source}{at}: {dotted}" if dotted else self.source
-
-    def fail(self, path: tuple[str | int, ...], message: str, hint: str | None = None):
-        raise SpecError(message, where=self.where(path), hint=hint)
-
-    def number(self, value: Any, path, *, integer: bool = False, minimum: float | None = None,
-               positive: bool = False) -> Any:
-        kind = "an integer" if integer else "a number"
-        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
-            self.fail(path, f"expected {kind}. Received: {value!r}")
-        if positive and value <= 0:
-            self.fail(path, f"expected a positive {kind[3:] if integer else 'number'}. "
-                            f"Received: {value!r}")
-        if minimum is not None and value < minimum:
-            self.fail(path, f"expected {kind} >= {minimum}. Received: {value!r}")
-        return value if integer else float(value)
-
-    def name(self, value: Any, choices, path, what: str) -> str:
-        if not isinstance(value, str):
-            self.fail(path, f"expected the name of {what} (a string). Received: {value!r}")
-        key = catalogue.ALIASES.get(value.lower(), value.lower())
-        if key not in choices:
-            close = difflib.get_close_matches(key, list(choices), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else None
-            known = ", ".join(choices)
-            self.fail(path, f"unknown {what} {value!r}; expected one of: {known}", hint)
-        return key
-
-    def component(self, raw: Any, registry: dict, path, what: str) -> Component:
-        if isinstance(raw, str):
-            raw = {"name": raw}
-        if not isinstance(raw, dict) or "name" not in raw:
-            self.fail(path, f"expected {what} as a name or a table with 'name'. Received: {raw!r}")
-        name = self.name(raw["name"], registry, path + ("name",), what)
-        defaults = registry[name]
-        params = {}
-        for key in raw:
-            if key == "name":
-                continue
-            if key not in defaults:
-                allowed = ", ".join(defaults) or "none"
-                self.fail(path + (key,), f"{name} has no hyperparameter {key!r}; "
-                                         f"it takes: {allowed}")
-        for key, default in defaults.items():
-            value = raw.get(key, default)
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    self.fail(path + (key,), f"expected true or false. Received: {value!r}")
-            else:
-                value = self.number(value, path + (key,), minimum=0.0)
-            params[key] = value
-        return Component(name, params)
-
-
 def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None) -> Spec:
     """Validate a raw spec (parsed TOML or the Python API's dict) into a normalized Spec."""
-    r = _Reader(source, text)
+    r = FieldReader(source, text)
     if not isinstance(raw, dict):
         r.fail((), f"expected a table of spec fields. Received: {type(raw).__name__}")
     known = {"name", "input_dim", "layers", "loss", "optimizer", "training", "data", "bench"}
@@ -283,8 +216,9 @@ def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None
     if not isinstance(raw["layers"], list) or not raw["layers"]:
         r.fail(("layers",), "expected at least one layer ([[layers]] tables)")
     layers = tuple(_layer(r, item, i) for i, item in enumerate(raw["layers"]))
-    loss = r.component(raw["loss"], catalogue.LOSSES, ("loss",), "loss")
-    optimizer = r.component(raw["optimizer"], catalogue.OPTIMIZERS, ("optimizer",), "optimizer")
+    loss = Component(*r.component(raw["loss"], catalogue.LOSSES, ("loss",), "loss"))
+    optimizer = Component(*r.component(raw["optimizer"], catalogue.OPTIMIZERS, ("optimizer",),
+                                        "optimizer"))
     if optimizer.params["learning_rate"] <= 0:
         r.fail(("optimizer", "learning_rate"), "expected a positive number. "
                f"Received: {optimizer.params['learning_rate']!r}")
@@ -295,7 +229,7 @@ def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None
     return Spec(name.strip(), input_dim, layers, loss, optimizer, training, data, bench)
 
 
-def _layer(r: _Reader, raw: Any, i: int) -> Layer:
+def _layer(r: FieldReader, raw: Any, i: int) -> Layer:
     path: tuple[str | int, ...] = ("layers", i)
     if not isinstance(raw, dict):
         r.fail(path, f"expected a table with 'units'. Received: {raw!r}")
@@ -312,8 +246,8 @@ def _layer(r: _Reader, raw: Any, i: int) -> Layer:
     units = r.number(raw["units"], path + ("units",), integer=True)
     if units < 1:
         r.fail(path + ("units",), f"expected a positive integer. Received: units={units}")
-    activation = r.component(raw.get("activation", "linear"), catalogue.ACTIVATIONS,
-                             path + ("activation",), "activation")
+    activation = Component(*r.component(raw.get("activation", "linear"), catalogue.ACTIVATIONS,
+                                         path + ("activation",), "activation"))
     inits = {}
     for key, default in (("kernel_initializer", "glorot_uniform"),
                          ("bias_initializer", "zeros")):
@@ -323,7 +257,7 @@ def _layer(r: _Reader, raw: Any, i: int) -> Layer:
                  _l2(r, raw.get("kernel_regularizer"), path + ("kernel_regularizer",)))
 
 
-def _l2(r: _Reader, raw: Any, path) -> float:
+def _l2(r: FieldReader, raw: Any, path) -> float:
     if raw is None:
         return 0.0
     if raw == "l2":
@@ -333,7 +267,7 @@ def _l2(r: _Reader, raw: Any, path) -> float:
     return r.number(raw["l2"], path + ("l2",), minimum=0.0)
 
 
-def _check_output(r: _Reader, layers: tuple[Layer, ...], loss: Component) -> None:
+def _check_output(r: FieldReader, layers: tuple[Layer, ...], loss: Component) -> None:
     for i, layer in enumerate(layers[:-1]):
         if layer.activation.name == "softmax":
             r.fail(("layers", i, "activation"), "softmax is only allowed on the output layer")
@@ -352,7 +286,7 @@ def _check_output(r: _Reader, layers: tuple[Layer, ...], loss: Component) -> Non
                f"{loss.name} needs at least 2 output units. Received: units={out.units}")
 
 
-def _training(r: _Reader, raw: Any) -> Training:
+def _training(r: FieldReader, raw: Any) -> Training:
     if not isinstance(raw, dict):
         r.fail(("training",), f"expected a table. Received: {raw!r}")
     defaults = dataclasses.asdict(Training())
@@ -376,7 +310,7 @@ def _training(r: _Reader, raw: Any) -> Training:
     return Training(**values)
 
 
-def _data(r: _Reader, raw: Any) -> DataSource:
+def _data(r: FieldReader, raw: Any) -> DataSource:
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
@@ -397,7 +331,7 @@ def _data(r: _Reader, raw: Any) -> DataSource:
     return DataSource(**values)
 
 
-def _bench(r: _Reader, raw: Any) -> Bench:
+def _bench(r: FieldReader, raw: Any) -> Bench:
     if not isinstance(raw, dict):
         r.fail(("bench",), f"expected a table of widths, depths and batch_sizes. "
                            f"Received: {raw!r}")
@@ -412,37 +346,3 @@ def _bench(r: _Reader, raw: Any) -> Bench:
         values[key] = tuple(r.number(v, ("bench", key), integer=True, positive=True)
                             for v in value)
     return Bench(**values)
-
-
-def _locate(text: str, path: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of a field in TOML text, for error messages (best effort).
-
-    ``("layers", 1, "activation", "name")`` looks in the second ``[[layers]]`` table for
-    ``name =``, then ``activation =``; failing that it gives the table's header line.
-    """
-    if not path:
-        return None
-    table = path[0] if len(path) > 1 else None
-    index = path[1] if len(path) > 2 and isinstance(path[1], int) else None
-    keys = [p for p in path[1:] if isinstance(p, str)][::-1] if table else [path[0]]
-    found: dict[str, int] = {}
-    current, count, header_line = None, -1, None
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            current = stripped.strip("[]").strip()
-            if stripped.startswith("[[") and current == table:
-                count += 1
-            if current == table and (index is None or count == index) and not header_line:
-                header_line = number
-            continue
-        key = stripped.split("=")[0].strip()
-        in_table = current == table and (index is None or count == index)
-        if in_table and key in keys:
-            found.setdefault(key, number)
-        elif current is None and key == table:  # an inline value: loss = "mse"
-            found.setdefault(key, number)
-    for key in keys + [table]:
-        if key in found:
-            return found[key]
-    return header_line

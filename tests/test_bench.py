@@ -14,7 +14,7 @@ import pytest
 from browser import Page, browse, external_loads
 
 from suite import spec as specs
-from suite.bench import memory, report, runner, standalone
+from suite.bench import memory, report, results, runner, standalone
 from suite.bench.sizes import (
     Size,
     flops_per_step,
@@ -157,7 +157,7 @@ def test_bench_csv_has_a_row_per_backend_and_size_with_every_column(swept):
     assert (rows.step_ms_median > 0).all() and (rows.first_step_s > 0).all()
     assert (rows.peak_rss_mb > 10).all() and (rows.steps_timed >= 3).all()
     # samples/s and GFLOP/s follow from the median; peak_share from the measured peak
-    peak = report.load(swept).meta["peak"]["gflops"]
+    peak = results.load(swept).meta["peak"]["gflops"]
     np.testing.assert_allclose(rows.samples_per_s, rows.batch_size / rows.step_ms_median * 1e3)
     np.testing.assert_allclose(rows.gflops, rows.gflop_per_step / rows.step_ms_median * 1e3)
     np.testing.assert_allclose(rows.peak_share, rows.gflops / peak)
@@ -165,7 +165,7 @@ def test_bench_csv_has_a_row_per_backend_and_size_with_every_column(swept):
 
 @pytest.mark.slow
 def test_run_json_records_the_peak_and_every_thread_setting(swept):
-    meta = report.load(swept).meta
+    meta = results.load(swept).meta
     assert meta["kind"] == "bench" and meta["status"] == "complete"
     assert meta["peak"]["gflops"] > 1 and set(meta["peak"]["by_library"]) == {"numpy", "torch"}
     assert meta["threads"]["count"] == 2
@@ -178,7 +178,7 @@ def test_run_json_records_the_peak_and_every_thread_setting(swept):
 def test_report_names_where_torch_overtakes_numpy_and_draws_both_figures(swept, tmp_path):
     text = (swept / "report.md").read_text(encoding="utf-8")
     assert "## Where each backend overtakes the NumPy reference" in text
-    crossing = report.crossovers(report.load(swept))
+    crossing = report.crossovers(results.load(swept))
     assert list(crossing.backend) == ["torch"]
     html = swept / "report.html"
     dom = Page(browse(tmp_path, html, "--dump-dom").stdout)
@@ -226,12 +226,12 @@ def test_standalone_scripts_run_beside_the_suite_at_every_size(tmp_path):
 # ---------------------------------------------------------------------------- the analysis
 
 
-def timed(steps: dict[str, list[float]]) -> report.Bench:
+def timed(steps: dict[str, list[float]]) -> results.Bench:
     """A Bench of hand-set median step times (ms), one per size, sizes in order of work."""
     rows = [{"backend": name, "size_index": i, "layers": f"8-{2 ** i}-2", "batch_size": 4,
              "gflop_per_step": float(i + 1), "step_ms_median": ms, "status": "ok"}
             for name, times in steps.items() for i, ms in enumerate(times)]
-    return report.Bench(Path("."), {}, pd.DataFrame(rows))
+    return results.Bench(Path("."), {}, pd.DataFrame(rows))
 
 
 def test_crossover_is_the_first_size_from_which_a_backend_stays_ahead():

@@ -1,4 +1,4 @@
-"""suite.report.benchmarks: pytest-benchmark JSON from tests/benchmarks, read, joined with
+"""suite.bench.pytest_benchmark: pytest-benchmark JSON from tests/benchmarks, read, joined with
 ``suite bench``'s table and rendered in a bench folder's report; bad files are one-line
 user errors.
 
@@ -18,10 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from suite.bench import report, runner
-from suite.errors import UserError
-from suite.harness import THREAD_VARIABLES
-from suite.report.benchmarks import (
+from suite.bench import report, results
+from suite.bench.pytest_benchmark import (
     COLUMNS,
     SIDE_BY_SIDE,
     benchmark_table,
@@ -29,7 +27,9 @@ from suite.report.benchmarks import (
     side_by_side,
     side_by_side_table,
 )
-from suite.results import read_table
+from suite.compare.results import read_table
+from suite.errors import UserError
+from suite.processes import THREAD_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 2
@@ -90,9 +90,9 @@ def test_the_table_has_a_row_per_benchmark(numpy_json):
 
 
 def _bench_csv(path: Path, rows: list[dict]) -> pd.DataFrame:
-    """A bench.csv (runner.COLUMNS) written and read as suite bench writes and the report
+    """A bench.csv (results.COLUMNS) written and read as suite bench writes and the report
     reads it; a column a row does not give is 1.0."""
-    frame = pd.DataFrame([{column: row.get(column, 1.0) for column in runner.COLUMNS}
+    frame = pd.DataFrame([{column: row.get(column, 1.0) for column in results.COLUMNS}
                           for row in rows])
     frame.to_csv(path, index=False)
     return read_table(path)
@@ -238,7 +238,7 @@ def test_a_bench_table_without_the_keys_is_refused(numpy_json):
     with pytest.raises(UserError, match=r"expected a suite bench table \(bench.csv\) with "
                                         r"columns .*Received: one without layers, dtype$"):
         side_by_side(read_benchmark_json([numpy_json]),
-                     pd.DataFrame(columns=[c for c in runner.COLUMNS
+                     pd.DataFrame(columns=[c for c in results.COLUMNS
                                            if c not in ("layers", "dtype")]))
 
 

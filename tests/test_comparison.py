@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import suite
-from suite.comparison import TOLERANCES, rel_l2_error
+from suite.compare.comparison import TOLERANCES, rel_l2_error
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -83,8 +83,8 @@ def test_an_unavailable_backend_has_no_verdicts_and_its_reason_is_reported(tmp_p
 
     from report_fixture import build_run
 
-    from suite import comparison
-    from suite.report import model
+    from suite.compare import comparison, report
+    from suite.compare.results import Run
 
     run_dir = build_run(tmp_path)
     meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -93,8 +93,8 @@ def test_an_unavailable_backend_has_no_verdicts_and_its_reason_is_reported(tmp_p
     (run_dir / "run.json").write_text(json.dumps(meta), encoding="utf-8")
     tables = comparison.build_tables(run_dir)
     assert "cntk" not in set(tables.summary.backend)
-    run = model.load(run_dir)
+    run = Run(run_dir)
     assert "cntk" not in run.compared
-    errors = model._errors(run)
+    errors = report._errors(run)
     assert ("cntk", "lockstep run", "unavailable",
             "no CNTK build for any Python this machine runs") in errors.rows

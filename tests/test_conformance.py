@@ -12,9 +12,10 @@ import pytest
 
 from suite import registry
 from suite.kit import parametrize_with_checks
+from suite.rundir import REFERENCE
 
 # cntk and caffe have no installable build (tests/test_registry.py checks their reasons).
-BUILTINS = [name for name in registry.builtin_names() if name != registry.REFERENCE
+BUILTINS = [name for name in registry.builtin_names() if name != REFERENCE
             and not getattr(registry.import_target(registry.resolve(name)), "unavailable", "")]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import suite
-from suite import envs
+from suite import envs, registry
 from suite.errors import UserError
 
 SUITE = [sys.executable, "-c", "from suite.cli import main; main()"]
@@ -25,18 +25,18 @@ def test_versions_are_checked_and_pinned():
     assert envs.split_version("torch") == ("torch", None)
     with pytest.raises(UserError, match="expected BACKEND@VERSION .* Received: 'torch@latest'"):
         envs.split_version("torch@latest")
-    assert envs.spec_for("numpy@1.26").requirements == ("numpy==1.26.*",)
-    assert envs.spec_for("torch@2.13.0").requirements == ("torch==2.13.0", "numpy")
-    assert envs.spec_for("torch") is None  # the main environment
+    assert registry.environment_of("numpy@1.26").requirements == ("numpy==1.26.*",)
+    assert registry.environment_of("torch@2.13.0").requirements == ("torch==2.13.0", "numpy")
+    assert registry.environment_of("torch") is None  # the main environment
     with pytest.raises(UserError, match="unknown backend 'pytorch'"):
-        envs.spec_for("pytorch@2.0")
+        registry.environment_of("pytorch@2.0")
 
 
 def test_the_key_follows_the_requirements(monkeypatch, tmp_path):
     monkeypatch.setenv("FNN_SUITE_ENVS", str(tmp_path))
-    a, b = envs.spec_for("numpy@1.26"), envs.spec_for("numpy@1.25")
+    a, b = registry.environment_of("numpy@1.26"), registry.environment_of("numpy@1.25")
     assert a.key != b.key and a.path.parent == tmp_path
-    assert envs.spec_for("numpy@1.26").path == a.path
+    assert registry.environment_of("numpy@1.26").path == a.path
 
 
 def test_pip_failure_names_the_package():
@@ -68,7 +68,7 @@ def test_numpy_1_26_runs_beside_numpy_2(env_root, tmp_path):
     assert [info.name for info in built] == ["numpy@1.26"]
     assert built[0].requirements == ["numpy==1.26.*"] and built[0].size_mb > 1
     # the worker side only: no pandas there, and the copy is the current code
-    python = envs.spec_for("numpy@1.26").python
+    python = registry.environment_of("numpy@1.26").python
     probe = subprocess.run([str(python), "-c", "import pandas"], capture_output=True)
     assert probe.returncode != 0
 
@@ -87,7 +87,7 @@ def test_a_version_that_does_not_install_is_one_error_row(env_root, tmp_path):
 
 @pytest.mark.slow
 def test_an_environment_changed_behind_the_suites_back(env_root, tmp_path):
-    spec = envs.spec_for("numpy@1.26")
+    spec = registry.environment_of("numpy@1.26")
     envs.ensure(spec)
     spec.python.rename(spec.python.with_name("python-moved"))
     try:
@@ -104,7 +104,7 @@ def test_an_environment_changed_behind_the_suites_back(env_root, tmp_path):
 @pytest.mark.slow
 def test_env_commands(env_root):
     env = {**os.environ, "FNN_SUITE_ENVS": str(env_root)}
-    envs.ensure(envs.spec_for("numpy@1.26"))
+    envs.ensure(registry.environment_of("numpy@1.26"))
     listed = subprocess.run([*SUITE, "env", "list"], capture_output=True, text=True, env=env,
                             timeout=60)
     assert listed.returncode == 0 and "numpy@1.26" in listed.stdout

@@ -39,7 +39,7 @@ def test_declarations_import_without_mxnet():
 
 
 def test_environment_is_its_own():
-    env = envs.spec_for("mxnet")
+    env = registry.environment_of("mxnet")
     assert env is not None and env.name == "mxnet"
     assert set(env.requirements) == set(mxnet_backend.MxnetBackend.environment)
 
@@ -162,7 +162,7 @@ def test_fast_step_trains_as_train_step_on_the_hybridized_graphs():
     import subprocess
     from pathlib import Path
 
-    python = envs.ensure(envs.spec_for("mxnet"))
+    python = envs.ensure(registry.environment_of("mxnet"))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run([str(python), "-c", _FAST_STEP], env=env, capture_output=True,
                          text=True, timeout=600, check=True).stdout

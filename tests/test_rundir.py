@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from suite import rundir
+from suite import files, rundir
 from suite.errors import UserError
 
 
@@ -40,8 +40,8 @@ def test_latest_is_a_relative_link_that_moves(tmp_path):
 
 
 def test_writes_leave_no_temporary_files(tmp_path):
-    rundir.write_json(tmp_path / "run.json", {"a": 1})
-    rundir.save_npz(tmp_path / "x.npz", {"dense_0/kernel": np.ones((2, 3))})
+    files.write_json(tmp_path / "run.json", {"a": 1})
+    files.save_npz(tmp_path / "x.npz", {"dense_0/kernel": np.ones((2, 3))})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "x.npz"]
     with np.load(tmp_path / "x.npz") as data:
         assert data["dense_0/kernel"].shape == (2, 3)

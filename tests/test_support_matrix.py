@@ -12,6 +12,7 @@ from suite.kit import KitOptions
 from suite.kit.pytest_checks import kit_result
 from suite.kit.render import current_block, support_matrix_markdown
 from suite.kit.runner import merge
+from suite.rundir import REFERENCE
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -20,7 +21,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_support_matrix_is_current():
     """Reuses the battery results of tests/test_conformance.py (same options, one process)."""
     infos = [registry.describe(name) for name in registry.builtin_names()]
-    available = [i.name for i in infos if i.available and i.name != registry.REFERENCE]
+    available = [i.name for i in infos if i.available and i.name != REFERENCE]
     unavailable = {i.name: i.reason or "" for i in infos if not i.available}
     result = merge([kit_result(name, KitOptions()) for name in available])
     expected = support_matrix_markdown(result, unavailable)

@@ -29,7 +29,7 @@ def test_module_does_not_import_theano():
 
 
 def test_environment_pins_theano_and_its_numpy():
-    spec = envs.spec_for("theano")
+    spec = registry.environment_of("theano")
     assert spec is not None
     assert set(spec.requirements) == {"theano==1.0.5", "numpy==1.23.5", "scipy==1.10.1"}
 
@@ -93,7 +93,7 @@ print(repr(float(sp[0])), repr(float(sg[1])))
 @pytest.mark.slow
 def test_c_softplus_and_sigmoid_saturate(tmp_path):
     """The ledger entry is real: in float64, C softplus(16.5) is 16.5 and sigmoid(20) is 1."""
-    python = envs.ensure(envs.spec_for("theano"))
+    python = envs.ensure(registry.environment_of("theano"))
     env = {**os.environ, "THEANO_FLAGS": theano_flags("", str(tmp_path / "cache"))}
     out = subprocess.run([str(python), "-c", _SATURATION], env=env, capture_output=True,
                          text=True, timeout=300, check=True).stdout.split()
@@ -149,7 +149,7 @@ def test_fast_step_is_train_steps_function_on_the_fast_graph():
     import json
     from pathlib import Path
 
-    python = envs.ensure(envs.spec_for("theano"))
+    python = envs.ensure(registry.environment_of("theano"))
     # load() sets the backend's flags (and its shared compile cache)
     env = {key: value for key, value in os.environ.items() if key != "THEANO_FLAGS"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])

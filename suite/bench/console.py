@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from suite.bench import report
+from suite.bench import report, results
 from suite.bench.sizes import Size, describe, flops_per_step, sized_spec
 from suite.spec import Spec
 
@@ -61,7 +61,7 @@ def print_plan(console: Console, spec: Spec, sizes: list[Size], estimate: dict) 
 
 
 def print_summary(console: Console, folder: Path) -> None:
-    bench = report.load(folder)
+    bench = results.load(folder)
     peak = (bench.meta.get("peak") or {}).get("gflops")
     built = report.build(bench)
     if built.step_times:

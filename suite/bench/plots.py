@@ -11,8 +11,9 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
-from suite.bench.report import REFERENCE, Bench  # noqa: E402
-from suite.report.plots import STYLE, Plot, backend_colors, figure_row, to_svg  # noqa: E402
+from suite.bench.results import Bench  # noqa: E402
+from suite.report.figures import STYLE, Plot, backend_colors, figure_row, to_svg  # noqa: E402
+from suite.rundir import REFERENCE  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 

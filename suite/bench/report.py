@@ -13,28 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from suite import rundir
-from suite.bench.runner import COLUMNS
-from suite.errors import UserError
-from suite.report.model import Table, millis, number, ratio, seconds
-
-REFERENCE = "numpy"
-PYTEST_BENCHMARK = "pytest-benchmark"
-
-
-@dataclass
-class Bench:
-    path: Path
-    meta: dict[str, Any]
-    rows: pd.DataFrame  # bench.csv
-
-    @property
-    def ok(self) -> pd.DataFrame:
-        return self.rows[self.rows["status"] == "ok"]
-
-    @property
-    def backends(self) -> list[str]:
-        return list(dict.fromkeys(self.rows["backend"]))
+from suite.bench import pytest_benchmark
+from suite.bench.results import PYTEST_BENCHMARK, Bench, load
+from suite.files import atomic_write_text
+from suite.report.format import Table, millis, number, ratio, seconds
+from suite.rundir import REFERENCE
 
 
 @dataclass(frozen=True)
@@ -52,23 +35,6 @@ class BenchReport:
     problems: Table | None
     pytest_benchmark: Table | None
     environment: list[tuple[str, str]]
-
-
-def is_bench(folder: Path) -> bool:
-    path = Path(folder) / "run.json"
-    return path.exists() and rundir.read_json(path).get("kind") == "bench"
-
-
-def load(folder: Path) -> Bench:
-    folder = Path(folder)
-    if not (folder / "run.json").exists():
-        raise UserError(f"{folder} is not a benchmark folder (no run.json)",
-                        hint="give a folder that `suite bench` wrote")
-    meta = rundir.read_json(folder / "run.json")
-    csv = folder / "bench.csv"
-    rows = pd.read_csv(csv) if csv.exists() and csv.stat().st_size else pd.DataFrame(
-        columns=list(COLUMNS))  # interrupted before its first backend finished
-    return Bench(folder, meta, rows)
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -211,12 +177,10 @@ def _pytest_benchmark(bench: Bench) -> Table | None:
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
         return None
-    from suite.report import benchmarks
-
-    found = benchmarks.read_benchmark_json(files)
-    joined = benchmarks.side_by_side(found, bench.rows)
-    return benchmarks.side_by_side_table(joined) if len(joined) else \
-        benchmarks.benchmark_table(found)
+    found = pytest_benchmark.read_benchmark_json(files)
+    joined = pytest_benchmark.side_by_side(found, bench.rows)
+    return pytest_benchmark.side_by_side_table(joined) if len(joined) else \
+        pytest_benchmark.benchmark_table(found)
 
 
 def add_pytest_benchmark(folder: Path, files: list[Path]) -> None:
@@ -224,9 +188,7 @@ def add_pytest_benchmark(folder: Path, files: list[Path]) -> None:
     so that the report shows them and re-rendering keeps them."""
     import shutil
 
-    from suite.report import benchmarks
-
-    benchmarks.read_benchmark_json(files)  # a file that is not one: one line, nothing copied
+    pytest_benchmark.read_benchmark_json(files)  # a file that is not one: one line, nothing copied
     target = Path(folder) / PYTEST_BENCHMARK
     target.mkdir(exist_ok=True)
     for path in files:
@@ -247,6 +209,6 @@ def render(folder: Path) -> tuple[Path, Path]:
     page = html.environment().get_template("bench.html.j2").render(
         r=report, plots=plots.render_all(bench), seconds=seconds)
     md_path, html_path = Path(folder) / "report.md", Path(folder) / "report.html"
-    rundir.atomic_write_text(md_path, md)
-    rundir.atomic_write_text(html_path, page)
+    atomic_write_text(md_path, md)
+    atomic_write_text(html_path, page)
     return md_path, html_path

@@ -10,32 +10,39 @@ and run.json are rewritten after every backend, so an interrupted sweep keeps th
 from __future__ import annotations
 
 import json
-import os
-import queue
-import shutil
 import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import suite
-from suite import harness, rundir
-from suite.bench import memory, standalone
+from suite import machine, processes, registry, rundir
+from suite.bench import memory, results, standalone
 from suite.bench.sizes import Size, describe, flops_per_step, sized_spec
 from suite.errors import UserError
+from suite.files import read_json, write_json
+from suite.processes import ProgressFn, ignore_progress
+from suite.registry import Selected
+from suite.session import Session
 from suite.spec import Spec
+from suite.validation import (
+    Constraint,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+    validate_fields,
+)
 
-ProgressFn = Callable[[str, dict[str, Any]], None]
+WORKER = "suite.bench.worker"
 
 
 @dataclass
 class BenchOptions:
+    """How ``suite bench`` runs; checked on creation (the CLI and the API alike)."""
+
     backends: list[str] | None = None  # None: every installed backend
     threads: int | None = None  # None: every core
     warmup: int = 5
@@ -49,87 +56,94 @@ class BenchOptions:
     force: bool = False
     memory_limit: int | None = None  # bytes; None: what the machine has available
 
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "threads": positive_int("--threads", optional=True),
+        "warmup": non_negative_int("--warmup"),
+        "steps": positive_int("--steps"),
+        "min_steps": positive_int(),
+        "budget_s": positive_seconds("--budget"),
+        "size_timeout_s": positive_seconds("--size-timeout"),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
 
 def run(spec: Spec, sizes: list[Size], options: BenchOptions,
-        on_event: ProgressFn | None = None) -> Path:
+        on_event: ProgressFn = ignore_progress) -> Path:
     """Sweep ``sizes`` with every backend; returns the output folder."""
-    on_event = on_event or (lambda name, event: None)
     estimate = memory.check(spec, sizes, options.memory_limit)
     if options.standalone:
         standalone.check_spec(spec)
-    tasks, skipped = harness.plan_tasks(spec, options.backends)
-    tasks = [task for task in tasks if task.role != "variant"]
-    threads = options.threads or os.cpu_count() or 1
+    chosen, skipped = registry.select(options.backends)
+    threads = machine.threads_or_all(options.threads)
     out = rundir.create(f"bench-{spec.name}", options.root, options.out, options.force)
-    env = harness.worker_env(threads)
+    env = processes.worker_env(threads)
     record = {
-        "kind": "bench", "suite_version": suite.__version__, "run": out.name,
+        "kind": results.KIND, "suite_version": suite.__version__, "run": out.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "status": "running",
         "spec": spec.to_dict(), "dtype": spec.training.dtype,
         "sizes": [size.to_dict() for size in sizes], "memory": estimate,
-        "environment": harness.environment(),
+        "environment": machine.environment(),
         "threads": {"count": threads,
-                    "environment": {k: env[k] for k in harness.THREAD_VARIABLES}},
+                    "environment": {k: env[k] for k in processes.THREAD_VARIABLES}},
         "timing": {"warmup": options.warmup, "steps": options.steps,
                    "min_steps": options.min_steps, "budget_s": options.budget_s,
                    "size_timeout_s": options.size_timeout_s},
-        "backends": {t.name: {"status": "pending"} for t in tasks}, "peak": None,
+        "backends": {b.name: {"status": "pending"} for b in chosen}, "peak": None,
     }
-    record["backends"].update({name: {"status": info["status"], "reason": info["reason"]}
-                               for name, info in skipped.items()})
-    rundir.write_json(out / "run.json", record)
+    record["backends"].update({name: {"status": "unavailable", "reason": reason}
+                               for name, reason in skipped.items()})
     rows: list[dict[str, Any]] = []
-    scratch = Path(tempfile.mkdtemp(prefix="fnn-suite-bench-"))
-    try:
+    with Session(out, record, finish, prefix="fnn-suite-bench-") as session:
         on_event("peak", {"phase": "start", "role": "peak"})
-        record["peak"] = measure_peak(env, tasks)
+        record["peak"] = measure_peak(env, chosen)
         on_event("peak", {"phase": "done", "status": "ok", "reason": None})
-        _write_plan(scratch, spec, sizes, options, threads)
+        _write_plan(session.scratch, spec, sizes, options, threads)
         (out / "workers").mkdir(exist_ok=True)
-        for task in tasks:
-            on_event(task.name, {"phase": "start", "role": task.role, "total": len(sizes)})
+        for backend in chosen:
+            on_event(backend.name, {"phase": "start", "role": "backend", "total": len(sizes)})
             try:
-                python, task_env = harness.interpreter(task.name, task.env, env, on_event)
+                python, task_env = processes.interpreter(backend.name, backend.env, env,
+                                                         on_event)
             except UserError as exc:  # its environment could not be built
                 info = {"status": "error", "reason": str(exc)}
-                found = error_rows(task.name, spec, sizes, info["reason"])
+                found = error_rows(backend.name, spec, sizes, info["reason"])
             else:
-                found, info = sweep(task, python, task_env, spec, scratch, out / "workers",
-                                    sizes, options, on_event)
+                found, info = sweep(backend, python, task_env, spec, session.scratch,
+                                    out / "workers", sizes, options, on_event)
                 if options.standalone:
-                    compare_standalone(task, found, python, task_env, spec, sizes, threads,
-                                       options, on_event)
+                    compare_standalone(backend, found, python, task_env, spec, sizes,
+                                       threads, options, on_event)
             rows.extend(found)
-            record["backends"][task.name] = info
-            write_rows(out, rows, record["peak"]["gflops"], threads)
-            rundir.write_json(out / "run.json", record)
-            on_event(task.name, {"phase": "done", "status": info["status"],
-                                 "reason": info.get("reason")})
-        record["status"] = "complete"
-    except BaseException:
-        record["status"] = "interrupted"
-        raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        rundir.write_json(out / "run.json", record)
-        from suite.bench import report  # plotting loads only when needed
-
-        report.render(out)
+            record["backends"][backend.name] = info
+            results.write_rows(out, rows, record["peak"]["gflops"], threads)
+            session.save()
+            on_event(backend.name, {"phase": "done", "status": info["status"],
+                                    "reason": info.get("reason")})
     return out
+
+
+def finish(out: Path, record: dict[str, Any]) -> None:
+    """run.json as it stands, then the report (plotting loads only here)."""
+    from suite.bench import report
+
+    write_json(out / rundir.RUN_JSON, record)
+    report.render(out)
 
 
 def _write_plan(folder: Path, spec: Spec, sizes: list[Size], options: BenchOptions,
                 threads: int) -> None:
-    rundir.write_json(folder / "plan.json", {
+    write_json(folder / "plan.json", {
         "spec": spec.to_dict(), "sizes": [size.to_dict() for size in sizes],
         "threads": threads, "device": "cpu",
         "timing": {"warmup": options.warmup, "steps": options.steps,
                    "min_steps": options.min_steps, "budget_s": options.budget_s}})
 
 
-def measure_peak(env: dict[str, str], tasks: list[harness.Task]) -> dict[str, Any]:
+def measure_peak(env: dict[str, str], chosen: list[Selected]) -> dict[str, Any]:
     """The float32 matmul peak: NumPy's BLAS, and torch's too when torch is benchmarked."""
-    libraries = ["numpy"] + (["torch"] if any(t.name == "torch" for t in tasks) else [])
+    libraries = ["numpy"] + (["torch"] if any(b.name == "torch" for b in chosen) else [])
     found = {}
     for library in libraries:
         done = subprocess.run([sys.executable, "-m", "suite.bench.peak", library],
@@ -147,31 +161,31 @@ def measure_peak(env: dict[str, str], tasks: list[harness.Task]) -> dict[str, An
 # ---------------------------------------------------------------------------- one backend
 
 
-def sweep(task: harness.Task, python: str, env: dict[str, str], spec: Spec, plan_dir: Path,
+def sweep(backend: Selected, python: str, env: dict[str, str], spec: Spec, plan_dir: Path,
           logs: Path, sizes: list[Size], options: BenchOptions, on_event: ProgressFn
           ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every size of one backend, run by ``python`` with ``env``: its rows (one per size)
     and its run.json entry."""
-    work = plan_dir / task.name
+    work = plan_dir / backend.name
     work.mkdir(parents=True, exist_ok=True)
     done: dict[int, dict[str, Any]] = {}
     info: dict[str, Any] = {"status": "ok", "reason": None, "workers": 0}
     pending = list(range(len(sizes)))
     while pending:
         info["workers"] += 1
-        rundir.write_json(work / "task.json", {
-            "backend": {"name": task.name, "target": task.target, "options": task.options},
+        write_json(work / "task.json", {
+            "backend": {"name": backend.name, "target": backend.target, "options": {}},
             "sizes": pending})
-        log = logs / f"{task.name}-{info['workers']}.log"
-        stopped = _watch(python, work, log, env, options.size_timeout_s,
-                         lambda e: on_event(task.name, e))
+        log = logs / f"{backend.name}-{info['workers']}.log"
+        stopped = _run_sizes(python, work, log, env, options.size_timeout_s,
+                             lambda e: on_event(backend.name, e))
         done.update(_read_rows(work / "bench.jsonl"))
         pending = [i for i in pending if i not in done]
         if stopped.index is not None and stopped.index in pending:  # killed or crashed in it
             done[stopped.index] = {"status": stopped.status, "reason": stopped.reason}
             pending.remove(stopped.index)
-            on_event(task.name, {"phase": "size", "index": stopped.index,
-                                 "status": stopped.status})
+            on_event(backend.name, {"phase": "size", "index": stopped.index,
+                                    "status": stopped.status})
         elif pending:  # it failed before its first size: load() or an import
             result = _read_json(work / "result.json")
             reason = result.get("reason") or stopped.reason
@@ -179,10 +193,10 @@ def sweep(task: harness.Task, python: str, env: dict[str, str], spec: Spec, plan
             for i in pending:
                 done[i] = {"status": "error", "reason": reason}
             pending = []
-    backend = _read_json(work / "backend.json")
-    info.update({k: backend[k] for k in ("versions", "runtime", "import_s") if k in backend})
+    loaded = _read_json(work / "backend.json")
+    info.update({k: loaded[k] for k in ("versions", "runtime", "import_s") if k in loaded})
     rows = [{**row, **done.get(i, {})}
-            for i, row in enumerate(error_rows(task.name, spec, sizes, info["reason"]))]
+            for i, row in enumerate(error_rows(backend.name, spec, sizes, info["reason"]))]
     if rows and all(row["status"] != "ok" for row in rows) and info["status"] == "ok":
         info.update(status=rows[0]["status"], reason=rows[0].get("reason"))
     return rows, info
@@ -207,45 +221,29 @@ class _Stopped:
     reason: str | None = None
 
 
-def _watch(python: str, work: Path, log: Path, env: dict[str, str], size_timeout_s: float,
-           on_event: Callable[[dict[str, Any]], None]) -> _Stopped:
+def _run_sizes(python: str, work: Path, log: Path, env: dict[str, str], size_timeout_s: float,
+               on_event: Callable[[dict[str, Any]], None]) -> _Stopped:
     """Run one worker; kill it when a size (or its start-up) passes ``size_timeout_s``."""
-    command = [python, "-m", "suite.bench.worker", str(work.parent), str(work)]
-    events: queue.Queue = queue.Queue()
     current: int | None = None
-    with open(log, "w", encoding="utf-8") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True,
-                                env=env, start_new_session=True)
-        def read() -> None:
-            harness.relay(proc, "", lambda _name, event: events.put(event))
-            events.put(None)  # stdout closed: the worker has ended
 
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + size_timeout_s
-        try:
-            while True:
-                try:
-                    event = events.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    harness.kill(proc)
-                    what = f"size {current}" if current is not None else "start-up"
-                    return _Stopped(current, "timeout",
-                                    f"timed out after {size_timeout_s:g} s ({what})")
-                if event is None:
-                    break
-                on_event(event)
-                if event.get("phase") == "size":
-                    current = event["index"] if event["status"] == "start" else None
-                    deadline = time.monotonic() + size_timeout_s
-        except BaseException:
-            harness.kill(proc)
-            raise
-        code = proc.wait()
+    def follow(event: dict[str, Any]) -> None:
+        nonlocal current
+        on_event(event)
+        if event.get("phase") == "size":
+            current = event["index"] if event["status"] == "start" else None
+
+    command = [python, "-m", WORKER, str(work.parent), str(work)]
+    ended = processes.watch(command, log, env, size_timeout_s, follow,
+                            restarts_clock=lambda event: event.get("phase") == "size")
+    if ended.timed_out:
+        what = f"size {current}" if current is not None else "start-up"
+        return _Stopped(current, "timeout", f"timed out after {size_timeout_s:g} s ({what})")
+    message = processes.last_line(log) or "no message"
     if current is not None:
-        return _Stopped(current, "error", f"worker exited with code {code} in this size: "
-                                          f"{harness.last_line(log) or 'no message'}")
-    return _Stopped(None, "ok" if code == 0 else "error",
-                    f"worker exited with code {code}: {harness.last_line(log) or 'no message'}")
+        return _Stopped(current, "error",
+                        f"worker exited with code {ended.code} in this size: {message}")
+    return _Stopped(None, "ok" if ended.code == 0 else "error",
+                    f"worker exited with code {ended.code}: {message}")
 
 
 def _read_rows(path: Path) -> dict[int, dict[str, Any]]:
@@ -259,27 +257,27 @@ def _read_rows(path: Path) -> dict[int, dict[str, Any]]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return rundir.read_json(path) if path.exists() else {}
+    return read_json(path) if path.exists() else {}
 
 
 # ---------------------------------------------------------------------------- standalone
 
 
-def compare_standalone(task: harness.Task, rows: list[dict[str, Any]], python: str,
+def compare_standalone(backend: Selected, rows: list[dict[str, Any]], python: str,
                        env: dict[str, str], spec: Spec, sizes: list[Size], threads: int,
                        options: BenchOptions, on_event: ProgressFn) -> None:
     """Add the standalone script's median, run by the backend's ``python`` with its
-    ``env``, to each finished row of ``task``."""
-    script = standalone.script_for(task.name)
+    ``env``, to each finished row of ``backend``."""
+    script = standalone.script_for(backend.name)
     if script is None:
         for row in rows:
             row["standalone_status"] = f"no script backends/standalone/" \
-                                       f"{task.name.replace('-', '_')}_loop.py"
+                                       f"{backend.name.replace('-', '_')}_loop.py"
         return
     for row, size in zip(rows, sizes, strict=True):
         if row["status"] != "ok":
             continue
-        on_event(task.name, {"phase": "standalone", "index": row["size_index"]})
+        on_event(backend.name, {"phase": "standalone", "index": row["size_index"]})
         timing = {"warmup": options.warmup, "steps": row["steps_timed"]}
         result = standalone.run_script(script, python, env, spec, size, threads,
                                        timing, options.size_timeout_s)
@@ -289,24 +287,3 @@ def compare_standalone(task: harness.Task, rows: list[dict[str, Any]], python: s
             row["suite_vs_standalone"] = row["step_ms_median"] / result["step_ms_median"]
         else:
             row["standalone_reason"] = result["reason"]
-
-
-# ---------------------------------------------------------------------------- bench.csv
-
-COLUMNS = ("backend", "size_index", "layers", "input_dim", "width", "depth", "outputs",
-           "batch_size", "dtype", "threads", "status", "reason", "first_step_s", "step_ms_median",
-           "step_ms_iqr", "steps_timed", "samples_per_s", "gflop_per_step", "gflops",
-           "peak_share", "peak_rss_mb", "build_s", "standalone_ms_median",
-           "suite_vs_standalone", "standalone_status", "standalone_reason")
-
-
-def write_rows(out: Path, rows: list[dict[str, Any]], peak_gflops: float, threads: int) -> None:
-    """bench.csv, written whole or not at all."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    frame["threads"] = threads
-    if "gflops" in frame:
-        frame["peak_share"] = frame["gflops"] / peak_gflops
-    frame = frame.reindex(columns=list(COLUMNS))
-    rundir.atomic_write_text(out / "bench.csv", frame.to_csv(index=False))

@@ -17,6 +17,16 @@ from typing import Any
 import numpy as np
 
 from suite.spec import Component, Layer, Spec
+from suite.validation import Constraint, validate
+
+
+def _positive_ints(flag: str) -> Constraint:
+    return Constraint("positive integers", lambda values: all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values), flag=flag)
+
+
+_GRID = {"widths": _positive_ints("--widths"), "depths": _positive_ints("--depths"),
+         "batch_sizes": _positive_ints("--batch-sizes")}
 
 #: the batches a size cycles through while it is timed (and the memory estimate counts)
 DISTINCT_BATCHES = 4
@@ -36,6 +46,7 @@ def grid(spec: Spec, widths: Sequence[int] = (), depths: Sequence[int] = (),
          batch_sizes: Sequence[int] = ()) -> list[Size]:
     """Every combination, from the arguments, else the spec's ``[bench]`` table, else the
     spec's own network and batch size; ordered by work per step (smallest first)."""
+    validate({"widths": widths, "depths": depths, "batch_sizes": batch_sizes}, _GRID)
     widths = tuple(widths) or spec.bench.widths or (None,)
     depths = tuple(depths) or spec.bench.depths or (None,)
     batches = tuple(batch_sizes) or spec.bench.batch_sizes or (spec.training.batch_size,)

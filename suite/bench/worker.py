@@ -34,8 +34,8 @@ from suite.bench.sizes import (
     sized_spec,
     synthetic_batches,
 )
+from suite.files import write_json
 from suite.initializers import initial_params
-from suite.rundir import write_json
 from suite.spec import Spec, from_dict
 from suite.worker import describe_exception, emit, serve, step_statistics, unsupported_features
 

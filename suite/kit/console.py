@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from suite.kit.matrix import (
@@ -18,15 +18,7 @@ from suite.kit.matrix import (
     unsupported_reasons,
 )
 from suite.kit.runner import KitResult
-
-STYLE = {"pass": "green", "known difference": "blue", "unsupported": "dim",
-         "fail": "bold red", "error": "bold magenta"}
-
-
-def progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.fields[backend]:<16}"), BarColumn(),
-                    MofNCompleteColumn(), TextColumn("{task.description}"),
-                    TimeElapsedColumn(), console=console)
+from suite.terminal import VERDICT_STYLE
 
 
 def progress_handler(bar: Progress) -> Callable[[str, dict], None]:
@@ -67,15 +59,15 @@ def print_result(console: Console, result: KitResult, written: list[Path]) -> No
                 v = cells.get((backend, dtype))
                 text = (f"{SYMBOLS[v.verdict]} {v.verdict}" if words else SYMBOLS[v.verdict]
                         ) if v else ""
-                row.append(f"[{STYLE[v.verdict]}]{text}[/]" if v else "")
+                row.append(f"[{VERDICT_STYLE[v.verdict]}]{text}[/]" if v else "")
         table.add_row(probe, *row)
     console.print(table)
     if not words:
-        console.print("  ".join(f"[{STYLE[k]}]{s} {k}[/]" for k, s in SYMBOLS.items()))
+        console.print("  ".join(f"[{VERDICT_STYLE[k]}]{s} {k}[/]" for k, s in SYMBOLS.items()))
     for backend in backends:
         total = counts([v for v in verdicts if v.backend == backend])
         console.print(f"[bold]{backend}[/]: " + ", ".join(
-            f"[{STYLE[k]}]{n} {k}[/]" for k, n in total.items() if n))
+            f"[{VERDICT_STYLE[k]}]{n} {k}[/]" for k, n in total.items() if n))
     for backend, reasons in unsupported_reasons(result).items():
         for reason in reasons:
             console.print(f"  [dim]unsupported {backend}: {reason}[/]", soft_wrap=True,
@@ -87,7 +79,7 @@ def print_result(console: Console, result: KitResult, written: list[Path]) -> No
             problems.setdefault((v.backend, v.verdict, v.reason), []).append(where)
     for (backend, verdict, reason), where in problems.items():
         probes = where[0] if len(where) == 1 else f"{len(where)} probes, first {where[0]}"
-        console.print(f"  [{STYLE[verdict]}]{verdict}[/] {backend} ({probes}): {reason}",
+        console.print(f"  [{VERDICT_STYLE[verdict]}]{verdict}[/] {backend} ({probes}): {reason}",
                       soft_wrap=True, markup=True, highlight=False)
     for path in written:
         if path.suffix in (".md", ".html"):

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import suite
-from suite import comparison
+from suite.compare import comparison
+from suite.files import atomic_write_text
 from suite.kit.matrix import (
     SHORT_DTYPE,
     SYMBOLS,
@@ -23,10 +24,10 @@ from suite.kit.matrix import (
     support_matrix,
     unsupported_reasons,
 )
-from suite.kit.runner import CHECKS, KitResult
+from suite.kit.runner import KitResult
 from suite.report import html, markdown
-from suite.report.model import CSS
-from suite.rundir import atomic_write_text
+from suite.report.format import VERDICT_CSS
+from suite.rundir import CHECKS
 
 LEGEND = {"pass": "every check within tolerance",
           "known difference": "outside tolerance, and explained by a ledger entry",
@@ -55,7 +56,7 @@ class Page:
     ledger: list[dict] = field(default_factory=list)
     legend: dict[str, str] = field(default_factory=lambda: dict(LEGEND))
     symbols: dict[str, str] = field(default_factory=lambda: dict(SYMBOLS))
-    css: dict[str, str] = field(default_factory=lambda: dict(CSS))
+    css: dict[str, str] = field(default_factory=lambda: dict(VERDICT_CSS))
 
 
 def _cell(v: ProbeVerdict | None) -> MatrixCell:
@@ -66,7 +67,7 @@ def _cell(v: ProbeVerdict | None) -> MatrixCell:
         title += ": " + ", ".join(v.ledger)
     elif v.reason:
         title += f" ({v.check}): {v.reason}"
-    return MatrixCell(v.verdict, CSS.get(v.verdict, "error"), SYMBOLS[v.verdict], title)
+    return MatrixCell(v.verdict, VERDICT_CSS.get(v.verdict, "error"), SYMBOLS[v.verdict], title)
 
 
 def _fmt_error(value: float) -> str:

@@ -10,37 +10,39 @@ check.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from suite import catalogue, comparison, envs, harness, ledger, registry, rundir
-from suite.errors import UserError
+from suite import catalogue, envs, ledger, machine, processes, registry
+from suite.compare import comparison
+from suite.files import write_json
 from suite.initializers import initial_params
 from suite.kit import battery
 from suite.kit.battery import Probe
+from suite.processes import ProgressFn, ignore_progress
+from suite.rundir import REFERENCE, SEVERITY, SUMMARY_COLUMNS, variant_name
 from suite.spec import Spec, from_dict
+from suite.validation import (
+    Constraint,
+    one_of,
+    positive_int,
+    positive_seconds,
+    validate,
+    validate_fields,
+)
 
-CELL_COLUMNS = ["backend", "probe", "feature", "dtype", "check", "verdict", "step", "tensor",
-                "rel_l2_error", "tolerance", "ledger", "reason"]
-
-# The checks of each probe, in the suite's vocabulary (comparison.CHECKS).
-CHECKS = ("forward", "loss", "gradients", "update", "trajectory")
-
-# Worst first: the verdict a probe shows is its worst check's.
-SEVERITY = ("error", "fail", "unsupported", "known difference", "pass")
-
-# Progress callback: (worker name, event) as in suite.harness.
-ProgressFn = Callable[[str, dict[str, Any]], None]
+#: conformance.csv: a summary row (suite.rundir.SummaryRow) with its probe, feature and dtype
+CELL_COLUMNS = ["backend", "probe", "feature", "dtype", *SUMMARY_COLUMNS[1:]]
+WORKER = "suite.kit.worker"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,19 @@ class KitOptions:
     # Not compared (nor hashed): it changes how long the battery takes, not its result, so
     # pytest_checks' cache serves KitOptions() and KitOptions(workers=2) alike.
     workers: int = field(default=1, compare=False)
+
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "device": one_of(catalogue.DEVICES, "--device"),
+        "threads": positive_int("--threads", optional=True),
+        "timeout_s": positive_seconds("--timeout"),
+        "workers": positive_int("--workers"),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        for dtype in self.dtypes:
+            if dtype not in catalogue.DTYPES:
+                validate({"dtypes": dtype}, {"dtypes": one_of(catalogue.DTYPES, "--dtype")})
 
 
 @dataclass
@@ -116,7 +131,7 @@ def write_plan(folder: Path, jobs: dict[tuple[str, str], _Job], options: KitOpti
             arrays[f"{job.id}/params/{name}"] = value.astype(job.dtype)
         meta["jobs"][job.id] = {"spec": job.spec.to_dict(), "probe": job.probe.label}
     np.savez(folder / "plan.npz", **arrays)
-    rundir.write_json(folder / "plan.json", meta)
+    write_json(folder / "plan.json", meta)
 
 
 def _variant_runs(jobs: dict[tuple[str, str], _Job], backend: str) -> list[dict[str, Any]]:
@@ -125,17 +140,20 @@ def _variant_runs(jobs: dict[tuple[str, str], _Job], backend: str) -> list[dict[
     The runs under one entry's conventions tell which entries change anything in a probe,
     so that a known difference names only those.
     """
-    runs = {}
+    runs: dict[tuple[str, str | None], dict[str, Any]] = {}
     for job in jobs.values():
         entries = ledger.applicable(job.spec, backend)
         if not entries:
             continue
-        runs[job.id] = {"run": f"{job.id}~{backend}", "job": job.id,
-                        "options": {"conventions": ledger.conventions_for(job.spec, backend)}}
+        variant = variant_name(backend, base=job.id)
+        runs[job.id, None] = {"run": variant, "job": job.id,
+                              "options": {"conventions": ledger.conventions_for(job.spec,
+                                                                                 backend)}}
         for entry in entries if len(entries) > 1 else ():
-            runs[f"{job.id}~{entry.id}"] = {"run": f"{job.id}~{backend}~{entry.id}",
-                                            "job": job.id,
-                                            "options": {"conventions": entry.conventions}}
+            # under this entry's conventions alone: "<job>~<backend>~<entry>"
+            runs[job.id, entry.id] = {"run": variant_name(entry.id, base=variant),
+                                      "job": job.id,
+                                      "options": {"conventions": entry.conventions}}
     return list(runs.values())
 
 
@@ -155,7 +173,8 @@ def _entries_that_matter(name: str, job: _Job, ref_dir: Path,
         return [entry.id for entry in entries]
     found = []
     for entry in entries:
-        alone = _load(ref_dir / f"{job.id}~{name}~{entry.id}", registry.REFERENCE)
+        alone = _load(ref_dir / variant_name(entry.id, base=variant_name(name, base=job.id)),
+                      REFERENCE)
         if alone is None or alone.result["status"] != "ok" or _differs(alone, ref):
             found.append(entry.id)
     return found
@@ -166,28 +185,22 @@ def _run_worker(name: str, target: str, runs: list[dict], scratch: Path, env: di
                 env_spec: envs.EnvSpec | None = None) -> tuple[Path, dict[str, Any]]:
     folder = scratch / "workers" / re.sub(r"[^A-Za-z0-9._-]", "_", name)
     task = {"backend": {"name": name, "target": target, "options": {}}, "runs": runs}
-    try:
-        python, env = harness.interpreter(name, env_spec, env, on_event)
-    except UserError as exc:  # this backend's environment could not be had
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder, {"status": "error", "reason": str(exc)}
-    result = harness.run_process("suite.kit.worker", name, task, scratch / "plan", folder,
-                                 scratch / f"{folder.name}.log", env, options.timeout_s,
-                                 on_event, python)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = processes.run_backend_worker(WORKER, name, env_spec, task, scratch / "plan",
+                                          folder, scratch / f"{folder.name}.log", env,
+                                          options.timeout_s, on_event)
     return folder, result
 
 
 def check_backends(names: Sequence[str], options: KitOptions = KitOptions(),
-                   on_event: ProgressFn | None = None) -> KitResult:
+                   on_event: ProgressFn = ignore_progress) -> KitResult:
     """Run the battery on each backend (names or ``module:Class`` targets) and compare."""
-    on_event = on_event or (lambda name, event: None)
     targets = {registry.name_of(name): registry.resolve(name) for name in names}
-    env_specs = {registry.name_of(name): None if registry.is_target(name) else envs.spec_for(name)
-                 for name in names}
+    env_specs = {registry.name_of(name): registry.environment_of(name) for name in names}
     probes = battery.probes()
     jobs = plan_jobs(probes, options.dtypes)
-    threads = options.threads or os.cpu_count() or 1
-    env = harness.worker_env(threads)
+    threads = machine.threads_or_all(options.threads)
+    env = processes.worker_env(threads)
     distinct = list({job.id: job for job in jobs.values()})
     scratch = Path(tempfile.mkdtemp(prefix="fnn-suite-kit-"))
     try:
@@ -196,11 +209,10 @@ def check_backends(names: Sequence[str], options: KitOptions = KitOptions(),
         ref_runs = [{"run": job_id, "job": job_id} for job_id in distinct]
         for name in targets:
             ref_runs += _variant_runs(jobs, name)
-        on_event(registry.REFERENCE, {"phase": "start", "total": len(ref_runs)})
-        ref_dir, ref_result = _run_worker(registry.REFERENCE,
-                                          registry.resolve(registry.REFERENCE), ref_runs,
+        on_event(REFERENCE, {"phase": "start", "total": len(ref_runs)})
+        ref_dir, ref_result = _run_worker(REFERENCE, registry.resolve(REFERENCE), ref_runs,
                                           scratch, env, options, on_event)
-        on_event(registry.REFERENCE, {"phase": "done", "status": ref_result["status"]})
+        on_event(REFERENCE, {"phase": "done", "status": ref_result["status"]})
         def battery_of(name: str) -> tuple[Path, dict[str, Any]]:
             runs = [{"run": job_id, "job": job_id} for job_id in distinct]
             on_event(name, {"phase": "start", "total": len(runs)})
@@ -233,33 +245,29 @@ def _compare(name: str, jobs: dict[tuple[str, str], _Job], folder: Path, result:
              ref_dir: Path, ref_result: dict) -> list[dict]:
     cells = []
     for (label, dtype), job in jobs.items():
-        tol = comparison.TOLERANCES[dtype]
-        tensors = [f"dense_{i}/{p}" for i in range(len(job.spec.layers))
-                   for p in ("kernel", "bias")]
         run = _load(folder / job.id, name)
-        ref = _load(ref_dir / job.id, registry.REFERENCE)
-        variant = _load(ref_dir / f"{job.id}~{name}", registry.REFERENCE)
-        rows: list[dict] = []
+        ref = _load(ref_dir / job.id, REFERENCE)
+        variant = _load(ref_dir / variant_name(name, base=job.id), REFERENCE)
+        rows: list[comparison.ComparisonRow] = []
         if run is None:
-            info = {"status": "error", "reason": result.get("reason")
-                    or "the worker stopped before this probe"}
+            status, reason = "error", (result.get("reason")
+                                       or "the worker stopped before this probe")
         elif ref is None or ref.result["status"] != "ok":
-            reason = (ref.result.get("reason") if ref else None) or ref_result.get("reason")
-            info = {"status": "error", "reason": f"reference failed: {reason}"}
+            why = (ref.result.get("reason") if ref else None) or ref_result.get("reason")
+            status, reason = "error", f"reference failed: {why}"
         else:
-            info = run.result
-            if info["status"] != "unsupported":
+            status, reason = run.result["status"], run.result.get("reason")
+            if status != "unsupported":
                 try:
-                    rows = comparison.compare_lockstep(run, ref, variant, tol, tensors)
+                    rows = comparison.compare_lockstep(run, ref, variant,
+                                                       comparison.TOLERANCES[dtype],
+                                                       comparison.tensor_names(job.spec))
                 except (KeyError, ValueError) as exc:
-                    info = {"status": "error", "reason": f"bad result: {exc}"}
-        frame = pd.DataFrame(rows, columns=comparison.COMPARISON_COLUMNS)
+                    status, reason = "error", f"bad result: {exc}"
         entries = _entries_that_matter(name, job, ref_dir, ref)
-        for check in CHECKS:
-            verdict = comparison.verdict(check, comparison.CHECK_ROWS[check](frame), info,
-                                         entries)
-            cells.append({"backend": name, "probe": label, "feature": job.probe.feature,
-                          "dtype": dtype, **verdict})
+        for verdict in comparison.verdicts(name, rows, status, reason, entries):
+            cells.append({"probe": label, "feature": job.probe.feature, "dtype": dtype,
+                          **asdict(verdict)})
     return cells
 
 

@@ -24,16 +24,10 @@ import numpy as np
 from backends.base import Backend
 from suite import registry
 from suite.batches import epoch_orders
-from suite.rundir import write_json
+from suite.compare.worker import Job, run_lockstep
+from suite.files import write_json
 from suite.spec import from_dict
-from suite.worker import (
-    Job,
-    describe_exception,
-    emit,
-    run_lockstep,
-    serve,
-    unsupported_features,
-)
+from suite.worker import describe_exception, emit, serve, unsupported_features
 
 
 def read_jobs(folder: Path, device: str) -> dict[str, Job]:

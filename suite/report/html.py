@@ -1,15 +1,12 @@
-"""report.html: one self-contained page (inline CSS, inline SVG figures, no scripts)."""
+"""The HTML reports' Jinja environment: one self-contained page each (inline CSS, inline
+SVG figures, no scripts)."""
 
 from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from suite.report.model import CSS, Report, Table
-from suite.report.plots import Plot
-
-TEMPLATE = "report.html.j2"
-LEGEND = ("pass", "known difference", "unsupported", "fail", "error")
+from suite.report.format import Table
 
 
 def num(table: Table, column: int) -> Markup:
@@ -24,10 +21,3 @@ def environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = num
     return env
-
-
-def render_html(report: Report, plots: dict[str, Plot]) -> str:
-    """The whole report.html text; ``plots`` are the SVG figures by key."""
-    verdicts = [(v, CSS[v]) for v in LEGEND]
-    template = environment().get_template(TEMPLATE)
-    return template.render(r=report, plots=plots, verdicts=verdicts)

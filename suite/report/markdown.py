@@ -1,12 +1,10 @@
-"""report.md: the report's content as Markdown tables (the figures live in report.html)."""
+"""The Markdown reports' Jinja environment and its filters."""
 
 from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from suite.report.model import Cell, Report, Table
-
-TEMPLATE = "report.md.j2"
+from suite.report.format import Table
 
 
 def cell(value: object) -> str:
@@ -20,19 +18,9 @@ def align_row(table: Table) -> str:
     return "|" + "".join("---:|" if right else "---|" for right in numeric)
 
 
-def verdict_md(c: Cell) -> str:
-    word = f"**{c.verdict}**" if c.css in ("fail", "error") else c.verdict
-    return cell(" · ".join((word, *c.detail)))
-
-
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("suite", "templates"), autoescape=False,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
-    env.filters.update(cell=cell, align_row=align_row, verdict_md=verdict_md)
+    env.filters.update(cell=cell, align_row=align_row)
     return env
-
-
-def render_markdown(report: Report) -> str:
-    """The whole report.md text."""
-    return environment().get_template(TEMPLATE).render(r=report)

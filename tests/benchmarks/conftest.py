@@ -2,7 +2,7 @@
 
 One framework per process: TensorFlow and torch in one interpreter disturb each other's
 thread pools and timings, so ``make bench`` runs one pytest process per backend, each
-with the BLAS/OpenMP thread variables (suite.harness.THREAD_VARIABLES) set before Python
+with the BLAS/OpenMP thread variables (suite.processes.THREAD_VARIABLES) set before Python
 starts::
 
     OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ... \\
@@ -27,7 +27,7 @@ import pytest
 from backends.base import Backend
 from suite import registry
 from suite.errors import UserError
-from suite.harness import THREAD_VARIABLES
+from suite.processes import THREAD_VARIABLES
 from suite.spec import Spec, from_dict
 
 DTYPE = "float32"
@@ -71,7 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "from `suite backends` or package.module:Class")
     group.addoption("--bench-threads", type=int, default=2, metavar="N",
                     help="intra-op threads: backend.load(N); set OMP_NUM_THREADS and the "
-                         "other BLAS thread variables (suite.harness.THREAD_VARIABLES) to N "
+                         "other BLAS thread variables (suite.processes.THREAD_VARIABLES) to N "
                          "as well (default 2)")
     group.addoption("--bench-sizes", default="all", metavar="NAMES",
                     help="comma-separated cases: " + ", ".join(

@@ -17,7 +17,7 @@ API
     (columns :data:`SIDE_BY_SIDE`). Where a size was measured more than once, the latest
     file wins.
 ``benchmark_table(frame) -> Table`` and ``side_by_side_table(joined) -> Table``
-    Those frames formatted for a report, as :class:`suite.report.model.Table` (a `suite
+    Those frames formatted for a report, as :class:`suite.report.format.Table` (a `suite
     bench` folder's report renders them: suite.bench.report).
 
 Usage::
@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import UserError
-from suite.report.model import Table, count, millis, number, ratio, seconds
+from suite.report.format import Table, count, millis, number, ratio, seconds
 
 # What tests/benchmarks writes into every benchmark's extra_info (and this module reads).
 EXTRA_INFO = ("backend", "width", "depth", "batch_size", "input_dim", "outputs", "layers",

@@ -1,86 +1,32 @@
-"""The report's figures: matplotlib (Agg, no pyplot state) rendered to inline SVG strings.
+"""A compare run's figures: loss curves, differences against the reference, per-layer
+gradient errors, step times.
 
-Each function takes a loaded :class:`~suite.report.model.Run` and returns a :class:`Plot`,
-or None when the run has nothing to draw. Colors are fixed per backend across figures.
+Each function takes a loaded :class:`~suite.compare.results.Run` and returns a
+:class:`~suite.report.figures.Plot`, or None when the run has nothing to draw.
 """
 
 from __future__ import annotations
 
-import io
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
+from suite.compare.results import Run
+from suite.report.figures import STYLE, Plot, backend_colors, figure_row, to_svg
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from suite.report.model import Run  # noqa: E402
-
-REFERENCE_COLOR = "#111827"
-PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04")
 # NOTE: a log axis cannot show 0 (exact agreement happens: identical kernels, same
 # summation order). Zeros are drawn at a floor one decade under the smallest nonzero
 # value, and never above these limits, well under each dtype's machine epsilon, so that
 # a real difference is never hidden under the floor.
 FLOOR = {"float32": 1e-12, "float64": 1e-20}
-STYLE = {
-    "svg.fonttype": "none",  # text stays text: smaller files, readable in the DOM
-    "font.family": "sans-serif",
-    "font.size": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": "#e5e7eb",
-    "grid.linewidth": 0.6,
-    "axes.edgecolor": "#9ca3af",
-    "legend.frameon": False,
-}
-
-
-@dataclass(frozen=True)
-class Plot:
-    key: str  # the section's anchor, and the SVG's id
-    title: str
-    svg: str  # an <svg> element, no XML prologue, scales to its container
-    caption: str
 
 
 def colors(run: Run) -> dict[str, str]:
     """A fixed color per backend: the reference black, the others from PALETTE."""
     return backend_colors(run.reference, run.compared)
-
-
-def backend_colors(reference: str, others: list[str]) -> dict[str, str]:
-    """``reference`` black, ``others`` from PALETTE in their order."""
-    found = {reference: REFERENCE_COLOR}
-    for i, name in enumerate(others):
-        found[name] = PALETTE[i % len(PALETTE)]
-    return found
-
-
-def to_svg(fig: Figure, key: str) -> str:
-    """The figure as an inline <svg>: ids prefixed with ``key``, no fixed size.
-
-    Several SVGs share one HTML document, so every id (and each reference to it) is
-    namespaced; a fixed hash salt keeps the output the same from run to run.
-    """
-    buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "fnn-suite"}):
-        fig.savefig(buffer, format="svg", bbox_inches="tight",
-                    metadata={"Date": None, "Creator": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg"):]
-    text = re.sub(r'\bid="([^"]+)"', rf'id="{key}-\1"', text)
-    text = re.sub(r'(url\(#|href="#)([^")]+)', rf"\1{key}-\2", text)
-    head, rest = text.split(">", 1)
-    head = re.sub(r'\s(width|height)="[^"]*"', "", head)
-    return f'{head} id="svg-{key}" role="img" aria-label="{key}">{rest}'.strip()
 
 
 def loss_curves(run: Run) -> Plot | None:
@@ -256,12 +202,6 @@ def render_all(run: Run) -> dict[str, Plot]:
     with matplotlib.rc_context(STYLE):
         found = {key: make(run) for key, make in PLOTS.items()}
     return {key: plot for key, plot in found.items() if plot is not None}
-
-
-def figure_row(panels: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
-    """A figure of ``panels`` axes side by side, laid out by matplotlib."""
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, list(fig.subplots(1, panels, squeeze=False)[0])
 
 
 def _mark_floor(ax: Axes, floor: float) -> None:
