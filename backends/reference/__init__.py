@@ -3,7 +3,8 @@
 Modules: :mod:`activations` and :mod:`losses` (registries of small pure functions),
 :mod:`layers` (one module per layer kind: forward caches, backward returns the delta for
 the layer below), :mod:`model` (a Sequential of those), :mod:`optimizers` (a registry of
-update rules) and :mod:`backend` (the plug-in, ``NumpyBackend``).
+update rules: small whole formulas chosen by convention, on the flat-array and BLAS
+machinery of :mod:`optimizer_base`) and :mod:`backend` (the plug-in, ``NumpyBackend``).
 
 It is also fast, with the same numbers: layers write into arrays they own and reuse
 (``out=``, in-place activations), parameters and gradients are views into one flat array

@@ -5,9 +5,14 @@ Every hyperparameter comes from ``spec.optimizer.params`` (names as in
 ``params`` in place; state lives per parameter name and starts at zero.
 ``update_flat`` does the same, with the same numbers, on parameters held as views of one
 flat array (the trainer's fast path: cache-sized blocks, and for a large plain SGD
-step NumPy's BLAS on its threads). Conventions
-(see ``backends.reference.CONVENTIONS``) switch to a framework's own formula.
-Arithmetic stays in the parameters' dtype: hyperparameters are Python floats.
+step NumPy's BLAS on its threads); that machinery is the base's,
+:mod:`backends.reference.optimizer_base`.
+
+Each rule here is a small whole formula, ``formula(opt, name, p, g)``, as optax writes
+``scale_by_adam`` and ``scale_by_amsgrad``: a convention (see
+``backends.reference.CONVENTIONS``) swaps in a framework's own formula, chosen by a table
+keyed by the convention's value. Arithmetic stays in the parameters' dtype:
+hyperparameters are Python floats.
 """
 
 from __future__ import annotations
@@ -17,104 +22,233 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from backends.base import Params
-from backends.reference import blas, flat, float32_constant, resolve_conventions
+from backends.reference import CONVENTIONS
+from backends.reference.optimizer_base import BLOCK, Formula, Optimizer
 
-#: elements per block of :meth:`Optimizer.update_flat`: a block of a parameter, its
-#: gradient, its state and the scratch array stay in a core's L2 cache between the passes
-#: of one update rule (measured on 10M float32: 1.4x faster than whole-array passes, 2.5x
-#: faster than p -= lr * g with its temporary; 16K and 256K blocks were slower)
-BLOCK = 1 << 16
+__all__ = ["BLOCK", "OPTIMIZERS", "Formula", "Optimizer", "get"]
+
+# ---------------------------------------------------------------------------- SGD
+# These read the constants SGD.choose sets: opt.lr, opt.mu (rounded as the framework
+# holds them) and opt.nesterov.
 
 
-class Optimizer:
-    """Shared plumbing: hyperparameters, conventions, the step count and the state."""
+def sgd(opt: SGD, name, p, g):
+    """Plain SGD, momentum 0 (every framework): p -= lr * g."""
+    # NOTE: scaled(g, lr) is the product lr * g without a temporary: the same numbers
+    p -= opt.scaled(g, opt.lr)
 
-    hyperparameters: tuple[str, ...] = ()
 
-    def __init__(self, hyper: Mapping[str, float | bool],
-                 conventions: Mapping[str, str] | None = None):
-        missing = [key for key in self.hyperparameters if key not in hyper]
-        unknown = [key for key in hyper if key not in self.hyperparameters]
-        if missing or unknown:
-            raise ValueError(f"{type(self).__name__} takes {', '.join(self.hyperparameters)}. "
-                             f"Missing: {missing}; unknown: {unknown}")
-        # bools stay bools; numbers become Python floats (never a NumPy float64 scalar)
-        self.hyper = {key: value if isinstance(value, bool) else float(value)
-                      for key, value in hyper.items()}
-        self.conventions = resolve_conventions(conventions)
-        self.t = 0  # steps taken; the first update has t = 1
-        #: parameter name -> slot -> array (under update_flat: views of the flat state)
-        self.state: dict[str, dict[str, np.ndarray]] = {}
-        self._flat_state: dict[str, np.ndarray] = {}
-        self._layout: flat.Layout = {}
-        self._size = 0
-        self._scratch: np.ndarray | None = None
+def sgd_momentum_torch(opt: SGD, name, p, g):
+    """torch (torch/optim/sgd.py), the published form: buf = mu*buf + g; p -= lr*buf
+    (nesterov: p -= lr*(g + mu*buf)). TensorFlow's ResourceApplyMomentum too."""
+    lr, mu = opt.lr, opt.mu
+    buf = opt.slot(name, "momentum_buffer", p)
+    buf *= mu
+    buf += g
+    p -= (lr * (g + mu * buf)) if opt.nesterov else opt.scaled(buf, lr)
 
-    def update(self, params: Params, grads: Params) -> None:
-        """One step on every parameter, in place."""
-        self.t += 1
-        for name, param in params.items():
-            self.step(name, param, grads[name])
 
-    def update_flat(self, params: np.ndarray, grads: np.ndarray, layout: flat.Layout,
-                    overwrite_grads: bool = False) -> None:
-        """One step on parameters held as views of one contiguous 1-d array ``params``
-        (their gradients likewise in ``grads``), in place; ``layout`` names the pieces.
+def sgd_velocity_keras(opt: SGD, name, p, g):
+    """Keras (keras/src/optimizers/sgd.py, update_step): v = mu*v - lr*g; p += v
+    (nesterov: p += mu*v - lr*g). v = -lr * buf for a constant lr. MXNet's SGDMomKernel
+    (src/operator/optimizer_op-inl.h) and NAG too."""
+    lr, mu = opt.lr, opt.mu
+    v = opt.slot(name, "velocity", p)  # v = -lr * buf for a constant lr
+    v *= mu
+    lr_g = opt.scaled(g, lr)
+    v -= lr_g
+    if opt.nesterov:
+        p += mu * v - lr_g
+    else:
+        p += v
 
-        Every rule is elementwise, so this is :meth:`update` on all parameters at once,
-        with the same numbers; it runs in blocks of :data:`BLOCK` elements that stay in
-        cache, or, where the rule has one and ``overwrite_grads`` allows it to use
-        ``grads`` as its scratch, in :meth:`flat_step`. The state of each parameter in
-        :attr:`state` is a view of the flat state.
-        """
-        self.t += 1
-        self._layout, self._size = layout, params.size
-        if overwrite_grads and self.flat_step(params, grads):
-            return
-        for start in range(0, params.size, BLOCK):
-            block = slice(start, start + BLOCK)  # the step's name; the last one is clipped
-            self.step(block, params[block], grads[block])
 
-    def slot(self, name: str | slice, slot: str, like: np.ndarray,
-             fill: float = 0.0) -> np.ndarray:
-        """The state array ``slot`` of parameter ``name`` (or of the block ``name`` of the
-        flat array, under :meth:`update_flat`), created filled with ``fill``."""
-        if isinstance(name, slice):
-            whole = self._flat_state.get(slot)
-            if whole is None:
-                whole = self._flat_state[slot] = np.full(self._size, fill, like.dtype)
-                for member, view in flat.views(whole, self._layout).items():
-                    self.state.setdefault(member, {})[slot] = view
-            return whole[name]
-        slots = self.state.setdefault(name, {})
-        if slot not in slots:
-            slots[slot] = np.full_like(like, fill)
-        return slots[slot]
+#: sgd_momentum -> SGD's formula with momentum (momentum 0: :func:`sgd`)
+SGD_MOMENTUM: dict[str, Formula] = {"torch": sgd_momentum_torch, "keras": sgd_velocity_keras}
 
-    def scaled(self, a: np.ndarray, factor: float) -> np.ndarray:
-        """factor * a in a scratch array, valid until the next call: no allocation."""
-        scratch = self._scratch
-        if scratch is None or scratch.size < a.size or scratch.dtype != a.dtype:
-            scratch = self._scratch = np.empty(max(a.size, BLOCK), a.dtype)
-        out = scratch[:a.size]
-        return np.multiply(a, factor, out=out if a.ndim == 1 else out.reshape(a.shape))
+# ---------------------------------------------------------------------------- Adam
 
-    def f32(self, value: float) -> float:
-        """A hyperparameter as Keras on TensorFlow holds it (see float32_constant)."""
-        return float32_constant(value, self.conventions, "float32_optimizer_constants")
 
-    def attr(self, value: float) -> float:
-        """A hyperparameter as an MXNet operator attribute holds it (a C++ float)."""
-        return float32_constant(value, self.conventions, "mxnet_float32_attributes")
+def _moments(opt: Optimizer, name, p, g):
+    """m = b1*m + (1-b1)*g and v = b2*v + (1-b2)*g^2, in place; returns m, v and the bias
+    corrections 1 - b1^t, 1 - b2^t."""
+    b1, b2 = opt.hyper["beta_1"], opt.hyper["beta_2"]
+    # NOTE: MXNet's adam_update holds beta1, beta2 and epsilon as float attributes for
+    # the moving averages and the denominator; its bias corrections (Python) are exact.
+    b1_op, b2_op = opt.attr(b1), opt.attr(b2)
+    m, v = opt.slot(name, "m", p), opt.slot(name, "v", p)
+    m *= b1_op
+    m += (1.0 - b1_op) * g
+    v *= b2_op
+    v += (1.0 - b2_op) * (g * g)
+    # NOTE: Keras casts beta_1 and beta_2 (ops.cast(self.beta_1, dtype)) for the bias
+    # corrections only; its moving averages use the Python floats 1 - beta.
+    b1_hat, b2_hat = (opt.f32(b) for b in (b1, b2))
+    return m, v, 1.0 - b1_hat ** opt.t, 1.0 - b2_hat ** opt.t
 
-    def step(self, name: str | slice, p: np.ndarray, g: np.ndarray) -> None:
-        raise NotImplementedError
 
-    def flat_step(self, p: np.ndarray, g: np.ndarray) -> bool:
-        """The step on the whole flat array at once, free to overwrite ``g``: True if done,
-        False where the rule has no such form (the default)."""
-        return False
+def _epsilon_hat_step_size(opt: Optimizer, correction_1: float, correction_2: float) -> float:
+    """lr * sqrt(1 - b2^t) / (1 - b1^t): both corrections folded into the step size."""
+    # NOTE: Keras folds both corrections into the step size, so its epsilon is
+    # added to sqrt(v), not sqrt(v_hat): "epsilon hat" of the paper's section 2.
+    # MXNet computes this step size in Python and rounds it whole to float32.
+    return opt.attr(opt.hyper["learning_rate"] * math.sqrt(correction_2) / correction_1)
+
+
+def adam(opt: Optimizer, name, p, g):
+    """Adam as published (Kingma & Ba, algorithm 1) and in torch (torch/optim/adam.py):
+    m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t); p -= lr * m_hat / (sqrt(v_hat) + eps)."""
+    m, v, correction_1, correction_2 = _moments(opt, name, p, g)
+    lr, eps = opt.attr(opt.hyper["learning_rate"]), opt.attr(opt.hyper["epsilon"])
+    p -= lr * (m / correction_1) / (np.sqrt(v / correction_2) + eps)
+
+
+def adam_epsilon_hat(opt: Optimizer, name, p, g):
+    """Keras (keras/src/optimizers/adam.py, update_step), MXNet (python/mxnet/optimizer/
+    optimizer.py, Adam.update; AdamUpdateKernel) and TensorFlow (ApplyAdamNonCuda):
+    p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)."""
+    m, v, correction_1, correction_2 = _moments(opt, name, p, g)
+    eps = opt.attr(opt.hyper["epsilon"])
+    step = _epsilon_hat_step_size(opt, correction_1, correction_2)
+    p -= step * m / (np.sqrt(v) + eps)
+
+
+def amsgrad(opt: Optimizer, name, p, g):
+    """AMSGrad in torch (torch/optim/adam.py, amsgrad=True): the running maximum of v
+    replaces v; p -= lr * m_hat / (sqrt(max(v) / (1 - b2^t)) + eps)."""
+    m, v, correction_1, correction_2 = _moments(opt, name, p, g)
+    lr, eps = opt.attr(opt.hyper["learning_rate"]), opt.attr(opt.hyper["epsilon"])
+    v_max = opt.slot(name, "v_max", p)
+    np.maximum(v_max, v, out=v_max)
+    p -= lr * (m / correction_1) / (np.sqrt(v_max / correction_2) + eps)
+
+
+def amsgrad_epsilon_hat(opt: Optimizer, name, p, g):
+    """AMSGrad in Keras (keras/src/optimizers/adam.py, amsgrad) and TensorFlow
+    (ApplyAdamWithAmsgrad): the running maximum of v in the epsilon-hat form,
+    p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(max(v)) + eps)."""
+    m, v, correction_1, correction_2 = _moments(opt, name, p, g)
+    eps = opt.attr(opt.hyper["epsilon"])
+    v_max = opt.slot(name, "v_max", p)
+    np.maximum(v_max, v, out=v_max)
+    step = _epsilon_hat_step_size(opt, correction_1, correction_2)
+    p -= step * m / (np.sqrt(v_max) + eps)
+
+
+def amsgrad_v_hat_max(opt: Optimizer, name, p, g):
+    """AMSGrad in optax (optax/_src/transform.py, scale_by_amsgrad): the running maximum
+    of v_hat = v / (1 - b2^t); p -= lr * m_hat / (sqrt(max(v_hat)) + eps). optax has no
+    epsilon-hat form: this formula stands for either adam_epsilon."""
+    m, v, correction_1, correction_2 = _moments(opt, name, p, g)
+    lr, eps = opt.hyper["learning_rate"], opt.attr(opt.hyper["epsilon"])
+    # NOTE: optax keeps the maximum of v_hat = v / (1 - b2^t); torch and Keras keep
+    # the maximum of v and correct it afterwards. They differ once the correction
+    # shrinks between a step that set the maximum and a later one.
+    v_hat_max = opt.slot(name, "v_hat_max", p)
+    np.maximum(v_hat_max, v / correction_2, out=v_hat_max)
+    p -= lr * (m / correction_1) / (np.sqrt(v_hat_max) + eps)
+
+
+#: adam_epsilon -> Adam's formula (amsgrad False)
+ADAM: dict[str, Formula] = {"paper": adam, "keras": adam_epsilon_hat}
+#: amsgrad_max -> adam_epsilon -> AMSGrad's formula (amsgrad True)
+AMSGRAD: dict[str, dict[str, Formula]] = {
+    "raw": {"paper": amsgrad, "keras": amsgrad_epsilon_hat},
+    "bias_corrected": dict.fromkeys(CONVENTIONS["adam_epsilon"], amsgrad_v_hat_max),
+}
+
+# ---------------------------------------------------------------------------- RMSprop
+
+
+def _rmsprop_constants(opt: Optimizer) -> tuple[float, float, float, float]:
+    """lr, rho, momentum and epsilon, as the formulas hold them."""
+    # MXNet: rmsprop_update's lr, gamma1, epsilon (rmspropalex_update's gamma2 too)
+    return tuple(opt.attr(opt.hyper[k]) for k in ("learning_rate", "rho", "momentum",
+                                                    "epsilon"))
+
+
+def _rmsprop_variance(opt: Optimizer, name, p, g, rho: float) -> np.ndarray:
+    """v = rho*v + (1-rho)*g^2 in place; centered: also a = rho*a + (1-rho)*g, and
+    v - a^2 is returned instead of v."""
+    v = opt.slot(name, "square_avg", p)
+    v *= rho
+    v += (1.0 - rho) * (g * g)
+    if not opt.hyper["centered"]:
+        return v
+    a = opt.slot(name, "grad_avg", p)
+    a *= rho
+    a += (1.0 - rho) * g
+    return v - a * a
+
+
+def rmsprop_epsilon_outside(opt: Optimizer, name, p, g):
+    """torch (torch/optim/rmsprop.py), the published form: denom = sqrt(v) + eps;
+    p -= lr * g / denom; with momentum buf = mom*buf + g/denom, p -= lr*buf."""
+    lr, rho, mom, eps = _rmsprop_constants(opt)
+    denom = np.sqrt(_rmsprop_variance(opt, name, p, g, rho)) + eps
+    if mom == 0.0:
+        p -= lr * g / denom
+        return
+    buf = opt.slot(name, "momentum_buffer", p)
+    buf *= mom
+    buf += g / denom
+    p -= lr * buf
+
+
+def rmsprop_epsilon_inside(opt: Optimizer, name, p, g):
+    """Keras (keras/src/optimizers/rmsprop.py, update_step), TensorFlow (ApplyRMSProp,
+    ApplyCenteredRMSProp) and MXNet (RMSPropUpdate, RMSPropAlexUpdate):
+    denom = sqrt(v + eps); p -= lr * g / denom; with momentum the learning rate is inside
+    the buffer, buf = mom*buf + lr*g/denom, p -= buf."""
+    lr, rho, mom, eps = _rmsprop_constants(opt)
+    denom = np.sqrt(_rmsprop_variance(opt, name, p, g, rho) + eps)
+    if mom == 0.0:
+        p -= lr * g / denom
+        return
+    buf = opt.slot(name, "momentum_buffer", p)
+    buf *= mom
+    buf += lr * g / denom  # Keras keeps the learning rate inside the buffer
+    p -= buf
+
+
+#: rmsprop_epsilon -> RMSprop's formula
+RMSPROP: dict[str, Formula] = {"outside_sqrt": rmsprop_epsilon_outside,
+                               "inside_sqrt": rmsprop_epsilon_inside}
+
+# ---------------------------------------------------------------------------- Adagrad
+
+
+def _accumulate(opt: Optimizer, name, p, g) -> np.ndarray:
+    """acc = initial + sum of g^2, in place."""
+    # Keras fills its accumulator through initializers.Constant, which casts the value
+    initial = opt.f32(opt.hyper["initial_accumulator_value"])
+    acc = opt.slot(name, "sum", p, fill=initial)
+    acc += g * g
+    return acc
+
+
+def adagrad_epsilon_outside(opt: Optimizer, name, p, g):
+    """torch (torch/optim/adagrad.py), the published form, and TensorFlow
+    (ResourceApplyAdagradV2): p -= lr * g / (sqrt(acc) + eps)."""
+    lr, eps = opt.hyper["learning_rate"], opt.hyper["epsilon"]
+    acc = _accumulate(opt, name, p, g)
+    p -= lr * g / (np.sqrt(acc) + eps)
+
+
+def adagrad_epsilon_inside(opt: Optimizer, name, p, g):
+    """Keras (keras/src/optimizers/adagrad.py, update_step), MXNet (python/mxnet/optimizer/
+    optimizer.py, AdaGrad.update) and optax (optax/_src/transform.py, scale_by_rss):
+    p -= lr * g / sqrt(acc + eps)."""
+    lr, eps = opt.hyper["learning_rate"], opt.hyper["epsilon"]
+    acc = _accumulate(opt, name, p, g)
+    p -= lr * g / np.sqrt(acc + eps)
+
+
+#: adagrad_epsilon -> Adagrad's formula
+ADAGRAD: dict[str, Formula] = {"outside_sqrt": adagrad_epsilon_outside,
+                               "inside_sqrt": adagrad_epsilon_inside}
+
+# ---------------------------------------------------------------------------- optimizers
 
 
 class SGD(Optimizer):
@@ -122,45 +256,18 @@ class SGD(Optimizer):
 
     hyperparameters = ("learning_rate", "momentum", "nesterov")
 
-    def __init__(self, hyper: Mapping[str, float | bool],
-                 conventions: Mapping[str, str] | None = None):
-        super().__init__(hyper, conventions)
+    def choose(self):
         # Keras: ops.cast(self.momentum, dtype); MXNet: sgd_update, sgd_mom_update and
         # nag_mom_update hold lr and momentum as float attributes
         self.mu = self.attr(self.f32(self.hyper["momentum"]))
         self.lr = self.attr(self.hyper["learning_rate"])
         self.nesterov = self.hyper["nesterov"]
-        self.keras = self.conventions["sgd_momentum"] == "keras"
-
-    def step(self, name, p, g):
-        lr, mu = self.lr, self.mu
-        # NOTE: scaled(g, lr) is the product lr * g without a temporary: the same numbers
-        if mu == 0.0:
-            p -= self.scaled(g, lr)
-        elif self.keras:
-            v = self.slot(name, "velocity", p)  # v = -lr * buf for a constant lr
-            v *= mu
-            lr_g = self.scaled(g, lr)
-            v -= lr_g
-            if self.nesterov:
-                p += mu * v - lr_g
-            else:
-                p += v
-        else:
-            buf = self.slot(name, "momentum_buffer", p)
-            buf *= mu
-            buf += g
-            p -= (lr * (g + mu * buf)) if self.nesterov else self.scaled(buf, lr)
+        if self.mu == 0.0:
+            return sgd
+        return SGD_MOMENTUM[self.conventions["sgd_momentum"]]
 
     def flat_step(self, p, g):
-        # g *= lr; p -= g with BLAS's threads on a large array: the numbers of p -= lr * g
-        library = blas.level1()
-        if (self.mu != 0.0 or self.lr == 0.0 or p.size < BLOCK or library is None
-                or not library.handles(p, g)):
-            return False
-        library.scale(g, self.lr)
-        library.subtract(p, g)
-        return True
+        return self.mu == 0.0 and self.descend_on_blas(p, g, self.lr)
 
 
 class Adam(Optimizer):
@@ -168,41 +275,11 @@ class Adam(Optimizer):
 
     hyperparameters = ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad")
 
-    def step(self, name, p, g):
-        lr, b1, b2, eps = (self.hyper[k] for k in ("learning_rate", "beta_1", "beta_2",
-                                                     "epsilon"))
-        # NOTE: MXNet's adam_update holds beta1, beta2 and epsilon as float attributes for
-        # the moving averages and the denominator; its bias corrections (Python) are exact.
-        b1_op, b2_op, eps = self.attr(b1), self.attr(b2), self.attr(eps)
-        m, v = self.slot(name, "m", p), self.slot(name, "v", p)
-        m *= b1_op
-        m += (1.0 - b1_op) * g
-        v *= b2_op
-        v += (1.0 - b2_op) * (g * g)
-        # NOTE: Keras casts beta_1 and beta_2 (ops.cast(self.beta_1, dtype)) for the bias
-        # corrections only; its moving averages use the Python floats 1 - beta.
-        b1_hat, b2_hat = (self.f32(b) for b in (b1, b2))
-        correction_1, correction_2 = 1.0 - b1_hat ** self.t, 1.0 - b2_hat ** self.t
-        if self.hyper["amsgrad"] and self.conventions["amsgrad_max"] == "bias_corrected":
-            # NOTE: optax keeps the maximum of v_hat = v / (1 - b2^t); torch and Keras keep
-            # the maximum of v and correct it afterwards. They differ once the correction
-            # shrinks between a step that set the maximum and a later one.
-            v_hat_max = self.slot(name, "v_hat_max", p)
-            np.maximum(v_hat_max, v / correction_2, out=v_hat_max)
-            p -= lr * (m / correction_1) / (np.sqrt(v_hat_max) + eps)
-            return
-        if self.hyper["amsgrad"]:  # torch: the running maximum of v replaces v
-            v_max = self.slot(name, "v_max", p)
-            np.maximum(v_max, v, out=v_max)
-            v = v_max
-        if self.conventions["adam_epsilon"] == "keras":
-            # NOTE: Keras folds both corrections into the step size, so its epsilon is
-            # added to sqrt(v), not sqrt(v_hat): "epsilon hat" of the paper's section 2.
-            # MXNet computes this step size in Python and rounds it whole to float32.
-            step = self.attr(lr * math.sqrt(correction_2) / correction_1)
-            p -= step * m / (np.sqrt(v) + eps)
-        else:
-            p -= self.attr(lr) * (m / correction_1) / (np.sqrt(v / correction_2) + eps)
+    def choose(self):
+        epsilon = self.conventions["adam_epsilon"]
+        if self.hyper["amsgrad"]:
+            return AMSGRAD[self.conventions["amsgrad_max"]][epsilon]
+        return ADAM[epsilon]
 
 
 class AdamW(Adam):
@@ -222,32 +299,8 @@ class RMSprop(Optimizer):
 
     hyperparameters = ("learning_rate", "rho", "momentum", "epsilon", "centered")
 
-    def step(self, name, p, g):
-        # MXNet: rmsprop_update's lr, gamma1, epsilon (rmspropalex_update's gamma2 too)
-        lr, rho, mom, eps = (self.attr(self.hyper[k]) for k in ("learning_rate", "rho",
-                                                                  "momentum", "epsilon"))
-        v = self.slot(name, "square_avg", p)
-        v *= rho
-        v += (1.0 - rho) * (g * g)
-        var = v
-        if self.hyper["centered"]:
-            a = self.slot(name, "grad_avg", p)
-            a *= rho
-            a += (1.0 - rho) * g
-            var = v - a * a
-        keras = self.conventions["rmsprop_epsilon"] == "inside_sqrt"
-        denom = np.sqrt(var + eps) if keras else np.sqrt(var) + eps
-        if mom == 0.0:
-            p -= lr * g / denom
-            return
-        buf = self.slot(name, "momentum_buffer", p)
-        buf *= mom
-        if keras:  # Keras keeps the learning rate inside the buffer
-            buf += lr * g / denom
-            p -= buf
-        else:
-            buf += g / denom
-            p -= lr * buf
+    def choose(self):
+        return RMSPROP[self.conventions["rmsprop_epsilon"]]
 
 
 class Adagrad(Optimizer):
@@ -255,16 +308,8 @@ class Adagrad(Optimizer):
 
     hyperparameters = ("learning_rate", "initial_accumulator_value", "epsilon")
 
-    def step(self, name, p, g):
-        lr, eps = self.hyper["learning_rate"], self.hyper["epsilon"]
-        # Keras fills its accumulator through initializers.Constant, which casts the value
-        initial = self.f32(self.hyper["initial_accumulator_value"])
-        acc = self.slot(name, "sum", p, fill=initial)
-        acc += g * g
-        if self.conventions["adagrad_epsilon"] == "inside_sqrt":
-            p -= lr * g / np.sqrt(acc + eps)
-        else:
-            p -= lr * g / (np.sqrt(acc) + eps)
+    def choose(self):
+        return ADAGRAD[self.conventions["adagrad_epsilon"]]
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
