@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip
 
-.PHONY: install compare test lint browser clean support-matrix envs bench
+.PHONY: install compare test lint browser clean support-matrix envs bench bench-real-size
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ bench: install
 	    $(BENCH_ARGS) || failed="$$failed $$backend"; \
 	done; \
 	test -z "$$failed" || { echo "make bench: failed for$$failed"; exit 1; }
+
+# A real-size comparison (784-512-512-10 on 60,000 rows, one epoch, numpy torch keras jax),
+# measured: peak memory of the process tree, run directory size, time of each phase.
+# Writes reports/real-size/result.json. Override: make bench-real-size REAL_SIZE_ARGS="--rows 6000"
+REAL_SIZE_ARGS ?=
+bench-real-size: install
+	$(BIN)/python tests/benchmarks/real_size_run.py $(REAL_SIZE_ARGS)
 
 # The backends that run in environments of their own (MXNet, Theano: an old NumPy). Built
 # once, then cached under ~/.cache/fnn-suite/envs (or $FNN_SUITE_ENVS).

@@ -156,7 +156,8 @@ def plan_compare(spec: str | Path | Sequential | Spec, data: str | None = None,
                  standardize: bool | None = None, threads: int | None = None,
                  timing: bool = True, timing_steps: int = 50, timeout_s: float = 600.0,
                  out: str | Path | None = None, root: str | Path = "reports",
-                 force: bool = False) -> ComparePlan:
+                 force: bool = False, record: str | None = None,
+                 record_budget: str | None = None) -> ComparePlan:
     """:func:`compare`'s run, checked but not started (``suite compare`` shows the
     network before it runs)."""
     from suite.compare.plan import Options
@@ -166,7 +167,8 @@ def plan_compare(spec: str | Path | Sequential | Spec, data: str | None = None,
                             target=target, standardize=standardize)
     options = Options(backends=backends, threads=threads, timing=timing,
                       timing_steps=timing_steps, timeout_s=timeout_s,
-                      out=Path(out) if out else None, root=Path(root), force=force)
+                      out=Path(out) if out else None, root=Path(root), force=force,
+                      record=record, record_budget=record_budget)
     return ComparePlan(loaded, options)
 
 
@@ -177,19 +179,24 @@ def compare(spec: str | Path | Sequential | Spec, data: str | None = None,
             target: str | None = None, standardize: bool | None = None,
             threads: int | None = None, timing: bool = True, timing_steps: int = 50,
             timeout_s: float = 600.0, out: str | Path | None = None,
-            root: str | Path = "reports", force: bool = False,
-            on_event: ProgressFn = ignore_progress) -> Run:
+            root: str | Path = "reports", force: bool = False, record: str | None = None,
+            record_budget: str | None = None, on_event: ProgressFn = ignore_progress) -> Run:
     """Run every backend on the spec and return the finished :class:`Run`.
 
     Bad values (an unknown name, ``threads=0``, ``timeout_s=-1``) raise
     :class:`suite.errors.UserError` before anything runs, with the message that
     ``suite compare`` prints for them.
+
+    ``record`` says which steps keep their gradients and parameters: ``"all"``,
+    ``"auto"`` (as many as ``record_budget`` holds, default ``"1GB"``) or
+    ``"first=N,every=K"``; None takes the spec's ``[record]`` table.
     """
     return plan_compare(spec, data, backends, epochs=epochs, batch_size=batch_size,
                         seed=seed, dtype=dtype, shuffle=shuffle, max_steps=max_steps,
                         target=target, standardize=standardize, threads=threads,
                         timing=timing, timing_steps=timing_steps, timeout_s=timeout_s,
-                        out=out, root=root, force=force).run(on_event)
+                        out=out, root=root, force=force, record=record,
+                        record_budget=record_budget).run(on_event)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,13 @@ def compare(
     out: Annotated[Path | None, typer.Option(
         help="The run directory. Default: reports/<timestamp>-<spec name>.")] = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it holds a run.")] = False,
+    record: Annotated[str | None, typer.Option(
+        help="Which steps keep their gradients and parameters (every step keeps its loss): "
+             "all, auto (as many as the budget holds) or first=N,every=K. Default: the "
+             "spec's [record] steps, else auto.")] = None,
+    record_budget: Annotated[str | None, typer.Option(
+        help="The most the whole run's record may take on disk, e.g. 500MB or 4GB. "
+             "Default: the spec's [record] budget, else 1GB.")] = None,
 ) -> None:
     """Train SPEC with every backend from the same start on the same batches; compare."""
     from suite import api
@@ -80,7 +87,8 @@ def compare(
                             dtype=dtype.value if dtype else None, shuffle=shuffle,
                             max_steps=max_steps, target=target, standardize=standardize,
                             threads=threads, timing=timing, timing_steps=timing_steps,
-                            timeout_s=timeout, out=out, force=force)
+                            timeout_s=timeout, out=out, force=force, record=record,
+                            record_budget=record_budget)
     console.print(f"[bold]{plan.spec.name}[/]: {_describe_net(plan.spec)}")
     with terminal.progress(console) as bar:
         run = plan.run(compare_console.progress_handler(bar))

@@ -9,7 +9,9 @@ the readers (the comparison, the reports, :class:`suite.compare.results.Run`, th
     comparison.csv           ComparisonRow, one per backend, step, kind and tensor
     summary.csv              SummaryRow, one per backend and check
     timing.csv               TimingRow, one per timed backend
-    grads/, params/, outputs/<name>.npz    the lockstep arrays (ARRAYS)
+    record/<name>/           a backend's lockstep record, written while it trains
+                             (suite.record: record.json, outputs.npz, part-*.npz)
+    grads/, params/, outputs/<name>.npz    the same in the first format (ARRAYS), read
     workers/<name>.json, <name>.log        each worker's raw result and its stderr
 
 The reference's name, the checks, the verdicts and their order, and the names of the
@@ -19,6 +21,7 @@ Standard library only: the worker side and the registry import it too.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -37,7 +40,8 @@ RUN_JSON = "run.json"
 ROLES = ("reference", "backend", "variant")
 #: a backend's status in run.json: pending until its worker ends
 STATUSES = ("pending", "ok", "error", "unsupported", "unavailable")
-ARRAYS = ("grads", "params", "outputs")
+RECORD = "record"
+ARRAYS = ("grads", "params", "outputs")  # the first format's folders
 
 #: check -> what it compares, in report order
 CHECKS: dict[str, str] = {
@@ -198,8 +202,14 @@ def _missing_as_none(value: Any) -> Any:
 # ---------------------------------------------------------------------------- layout
 
 
+def record_dir(run_dir: Path, name: str) -> Path:
+    """``record/<name>/``: a backend's lockstep record (see suite.record)."""
+    return run_dir / RECORD / name
+
+
 def array_file(run_dir: Path, kind: str, name: str) -> Path:
-    """``grads/<name>.npz`` and the like (``kind`` is one of ARRAYS)."""
+    """``grads/<name>.npz`` and the like (``kind`` is one of ARRAYS): the lockstep arrays
+    of the first format, one NPZ per kind with every step; still read."""
     return run_dir / kind / f"{name}.npz"
 
 
@@ -254,9 +264,23 @@ def point_latest(run_dir: Path) -> Path:
 
 
 def adopt_worker_files(run_dir: Path, worker_dir: Path, name: str) -> None:
-    """Move a finished worker's arrays to their documented places (one rename each)."""
-    for kind in ARRAYS:
-        source = worker_dir / f"{kind}.npz"
-        if source.exists():
-            (run_dir / kind).mkdir(exist_ok=True)
-            os.replace(source, array_file(run_dir, kind, name))
+    """Move a finished worker's record to its documented place: a rename, or where the
+    worker wrote on another file system, a copy beside the destination and a rename, so
+    that the record is there whole or not at all."""
+    source = worker_dir / RECORD
+    if not source.exists():
+        return
+    target = record_dir(run_dir, name)
+    target.parent.mkdir(exist_ok=True)
+    if target.exists():  # a re-run of this backend replaces its record
+        shutil.rmtree(target)
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        staging = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source, staging)
+        os.replace(staging, target)
+        shutil.rmtree(source, ignore_errors=True)

@@ -52,7 +52,9 @@ class Session:
     def __enter__(self) -> Session:
         self.record["status"] = "running"
         self.save()
-        self.scratch = Path(tempfile.mkdtemp(prefix=self.prefix))
+        # NOTE: in the folder itself, so that the workers' files reach their places by a
+        # rename on the same file system, wherever the folder is (and its disk is theirs)
+        self.scratch = Path(tempfile.mkdtemp(prefix=f".{self.prefix}", dir=self.folder))
         return self
 
     def save(self) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from suite import catalogue
-from suite.errors import SpecError
+from suite.errors import SpecError, UserError
+from suite.record_policy import parse_policy, parse_size
 from suite.spec_reader import FieldReader
 
 
@@ -67,6 +68,16 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """Which lockstep steps keep their gradients and parameters (every step keeps its loss):
+    ``all``, ``auto`` (as many as ``budget`` holds) or ``first=N,every=K``; see
+    suite.record."""
+
+    steps: str = "auto"
+    budget: str = "1GB"  # the whole run's record, every backend together
+
+
+@dataclass(frozen=True)
 class Bench:
     """``suite bench``'s default grid; an empty tuple keeps the spec's own value."""
 
@@ -85,6 +96,7 @@ class Spec:
     training: Training = Training()
     data: DataSource = DataSource()
     bench: Bench = Bench()
+    record: Recording = Recording()
 
     @property
     def output_activation(self) -> str:
@@ -135,6 +147,7 @@ class Spec:
             "data": dataclasses.asdict(self.data),
             "bench": {key: list(value) for key, value in dataclasses.asdict(self.bench).items()
                       if value},
+            "record": dataclasses.asdict(self.record),
         }
 
     def with_training(self, **changes: Any) -> Spec:
@@ -202,7 +215,8 @@ def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None
     r = FieldReader(source, text)
     if not isinstance(raw, dict):
         r.fail((), f"expected a table of spec fields. Received: {type(raw).__name__}")
-    known = {"name", "input_dim", "layers", "loss", "optimizer", "training", "data", "bench"}
+    known = {"name", "input_dim", "layers", "loss", "optimizer", "training", "data", "bench",
+             "record"}
     for key in raw:
         if key not in known:
             r.fail((key,), f"unknown field {key!r}; expected: {', '.join(sorted(known))}")
@@ -226,7 +240,9 @@ def from_dict(raw: dict[str, Any], source: str = "spec", text: str | None = None
     training = _training(r, raw.get("training", {}))
     data = _data(r, raw.get("data", {}))
     bench = _bench(r, raw.get("bench", {}))
-    return Spec(name.strip(), input_dim, layers, loss, optimizer, training, data, bench)
+    recording = _recording(r, raw.get("record", {}))
+    return Spec(name.strip(), input_dim, layers, loss, optimizer, training, data, bench,
+                recording)
 
 
 def _layer(r: FieldReader, raw: Any, i: int) -> Layer:
@@ -346,3 +362,26 @@ def _bench(r: FieldReader, raw: Any) -> Bench:
         values[key] = tuple(r.number(v, ("bench", key), integer=True, positive=True)
                             for v in value)
     return Bench(**values)
+
+
+def _recording(r: FieldReader, raw: Any) -> Recording:
+    if not isinstance(raw, dict):
+        r.fail(("record",), f"expected a table of steps and budget. Received: {raw!r}")
+    defaults = dataclasses.asdict(Recording())
+    for key in raw:
+        if key not in defaults:
+            r.fail(("record", key), f"unknown record field {key!r}; expected: "
+                                    f"{', '.join(defaults)}")
+    values = {**defaults, **raw}
+    for key, parse in (("steps", parse_policy), ("budget", parse_size)):
+        value = values[key]
+        if key == "budget" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = f"{value}MB"
+        if not isinstance(value, str):
+            r.fail(("record", key), f"expected a string. Received: {value!r}")
+        try:
+            parse(value)
+        except UserError as exc:
+            r.fail(("record", key), exc.message, exc.hint)
+        values[key] = value.strip()
+    return Recording(**values)

@@ -54,6 +54,19 @@ def one_of(values: Collection[str], flag: str | None = None) -> Constraint:
     return Constraint(f"one of {', '.join(values)}", lambda v: v in values, False, flag)
 
 
+def parses(expected: str, parse: Callable[[Any], Any], flag: str | None = None,
+           optional: bool = False) -> Constraint:
+    """A value that ``parse`` accepts (it raises UserError for one it does not)."""
+    def holds(value: Any) -> bool:
+        try:
+            parse(value)
+        except UserError:
+            return False
+        return True
+
+    return Constraint(expected, holds, optional, flag)
+
+
 def validate(values: Mapping[str, Any], constraints: Mapping[str, Constraint]) -> None:
     """Raise :class:`UserError` for the first value that breaks its constraint."""
     for name, constraint in constraints.items():

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from suite import rundir
+from suite import record, rundir
 from suite.compare import session
 from suite.compare.comparison import TOLERANCES
-from suite.compare.plan import Task
+from suite.compare.plan import RecordPlan, Task
 from suite.files import write_json
+from suite.record_policy import Policy
 from suite.rundir import variant_name
 from suite.spec import from_dict
 
@@ -79,15 +80,16 @@ TIMING = [  # backend, import_s, build_s, first_step_s, step_ms_median, step_ms_
 
 
 def build_run(root: Path, *, timing: str = "full", summary_for_failed: bool = True,
-              status: str = "complete") -> Path:
+              status: str = "complete", legacy: bool = False) -> Path:
     """Write the run directory under ``root`` and return its path.
 
     ``timing``: "full", "empty" (a zero-byte timing.csv) or "missing" (no timing.csv).
     ``summary_for_failed``: whether summary.csv keeps the rows of the jax and mlx backends.
+    ``legacy``: the lockstep arrays in the first format (one NPZ per kind and backend)
+    instead of the record that workers write now.
     """
     run_dir = Path(root) / RUN_ID
-    for sub in ("grads", "params", "outputs", "workers"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    (run_dir / "workers").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     ref = _reference(rng)
     arrays = {name: _perturbed(ref, profile, rng) for name, profile in PROFILES.items()}
@@ -97,9 +99,7 @@ def build_run(root: Path, *, timing: str = "full", summary_for_failed: bool = Tr
                                                    ("grad", "param", "loss")}, rng)
     np.savez(run_dir / "initial_params.npz", **ref["initial"])
     for name, found in arrays.items():
-        for kind in ("grads", "params"):
-            np.savez(run_dir / kind / f"{name}.npz", **found[kind])
-        np.savez(run_dir / "outputs" / f"{name}.npz", outputs=found["outputs"])
+        _write_arrays(run_dir, name, found, legacy)
     entries = {}
     for name, info in BACKENDS.items():
         result = _worker_result(name, arrays.get(name))
@@ -118,6 +118,25 @@ def build_run(root: Path, *, timing: str = "full", summary_for_failed: bool = Tr
     elif timing == "empty":
         (run_dir / "timing.csv").write_text("", encoding="utf-8")
     return run_dir
+
+
+def _write_arrays(run_dir: Path, name: str, found: dict, legacy: bool) -> None:
+    if legacy:
+        for kind in rundir.ARRAYS:
+            (run_dir / kind).mkdir(exist_ok=True)
+        for kind in ("grads", "params"):
+            np.savez(rundir.array_file(run_dir, kind, name), **found[kind])
+        np.savez(rundir.array_file(run_dir, "outputs", name), outputs=found["outputs"])
+        return
+    tensors = list(dict.fromkeys(key.split("/", 1)[1] for key in found["grads"]))
+    # small shards, so that a run of a few steps still spans several files
+    writer = record.Writer(rundir.record_dir(run_dir, name), tensors, Policy(), STEPS,
+                           shard_bytes=1024)
+    writer.outputs(found["outputs"])
+    for step in range(STEPS):
+        writer.add(step, {t: found["grads"][f"{step}/{t}"] for t in tensors},
+                   {t: found["params"][f"{step}/{t}"] for t in tensors})
+    writer.close()
 
 
 def _reference(rng: np.random.Generator) -> dict:
@@ -188,6 +207,8 @@ def _meta(status: str, backends: dict[str, dict]) -> dict:
                  "target_kind": "class_index", "n_outputs": 3, "n_classes": 3,
                  "standardized": True, "sha256": "ab12cd34"},
         "seed": 0, "dtype": "float32", "device": "cpu", "threads": 2, "steps": STEPS,
+        # every step of the two-layer net's 4*8+8+8*3+3 float32 parameters, twice a step
+        "record": RecordPlan(Policy(), STEPS, len(backends), 2 * 67 * 4, 1 << 30).to_dict(),
         "environment": {"python": "3.11.7", "platform": "Linux-6.1.0-x86_64-with-glibc2.36",
                         "cpu": "AMD EPYC 7B13", "cpu_count": 2, "numpy": "2.4.6"},
         "backends": backends, "ledger": [], "tolerances": TOLERANCES["float32"],

@@ -69,6 +69,13 @@ def bad_inputs(tmp_path):
         (["compare", "regression-mlp", "--data", str(tmp_path / "missing.csv")], "missing.csv"),
         (["compare", str(tmp_path / "broken.toml")], "malformed TOML"),
         (["compare", "--epochs", "0"], "epochs"),
+        (["compare", "--record", "sometimes"],
+         "expected all, auto or first=N,every=K. Received: record='sometimes' (--record)"),
+        (["compare", "--record-budget", "lots"], "(--record-budget)"),
+        (["compare", str(write_spec(tmp_path, "[data]", '[record]\nsteps = "most"\n[data]'))],
+         "line 36: record.steps: expected all, auto or first=N,every=K"),
+        (["compare", "--record", "all", "--record-budget", "1KB"],
+         "over the budget of 1.0 KB (record fewer steps with --record"),
         (["report", str(tmp_path)], "not a run directory"),
     ]
 
@@ -81,3 +88,16 @@ def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, done.stderr)
         assert expected in lines[0], (args, lines[0])
         assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_compare_prints_the_record_estimate_before_it_runs(tmp_path):
+    done = suite_cmd("compare", "regression-mlp", "--backends", "numpy", "--max-steps", "4",
+                     "--no-timing", "--record", "first=1,every=2", "--out",
+                     str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    estimate = next(i for i, line in enumerate(lines) if line.startswith("record: "))
+    assert "step 0, then every 2nd step from step 1, and the last (3 of 4)" in \
+        lines[estimate]
+    assert "about 32.3 KB for 1 run (budget 1.0 GB)" in lines[estimate]
+    assert estimate < next(i for i, line in enumerate(lines) if line.startswith("report: "))

@@ -19,7 +19,11 @@ BUILTINS = [name for name in registry.builtin_names() if name != REFERENCE
             and not getattr(registry.import_target(registry.resolve(name)), "unavailable", "")]
 
 
+# NOTE: the first check runs every backend's battery (each worker has the kit's own 900 s
+# limit); under pytest's 300 s a slow machine would time it out, and each later check would
+# start the battery again
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 @parametrize_with_checks(BUILTINS, workers=2)
 def test_builtin_backend_conforms(backend, check):
     info = registry.describe(backend)

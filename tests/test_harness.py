@@ -64,10 +64,15 @@ def test_run_directory_layout_and_formats(tmp_path):
     files = {p.relative_to(run.path).as_posix() for p in run.path.rglob("*") if p.is_file()}
     for name in ("run.json", "initial_params.npz", "losses.csv", "comparison.csv",
                  "summary.csv", "timing.csv", "report.md", "report.html",
-                 "grads/numpy.npz", "grads/torch.npz", "params/torch.npz",
-                 "outputs/torch.npz", "workers/torch.log"):
+                 "record/numpy/record.json", "record/torch/record.json",
+                 "record/torch/part-00000.npz", "record/torch/outputs.npz",
+                 "workers/torch.log"):
         assert name in files
-    assert not [f for f in files if ".tmp" in f]
+    # nothing half-written, and the workers' scratch (inside the run directory) is gone
+    assert not [f for f in files if ".tmp" in f or f.startswith(".")]
+    index = json.loads((run.path / "record" / "torch" / "record.json").read_text())
+    assert index["complete"] and [s for shard in index["shards"] for s in shard["steps"]] \
+        == [0, 1, 2]
     info = json.loads((run.path / "run.json").read_text())
     assert info["spec"]["name"] == "regression-mlp" and info["seed"] == 0
     assert info["backends"]["torch"]["versions"]["torch"]

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from suite import ledger, rundir
-from suite.files import atomic_write_text, load_npz, read_json
+from suite import record as record_files
+from suite.files import atomic_write_text, read_json
 from suite.rundir import (
     COMPARISON_COLUMNS,
     LOSS_COLUMNS,
@@ -51,13 +52,23 @@ def rel_l2_error(value: np.ndarray, reference: np.ndarray) -> float:
 
 @dataclass
 class Lockstep:
-    """One backend's lockstep results: its worker's result and its arrays."""
+    """One backend's lockstep results: its worker's result and its record (read lazily)."""
 
     name: str
     result: dict
-    grads: dict[str, np.ndarray]
-    params: dict[str, np.ndarray]
-    outputs: np.ndarray | None
+    record: record_files.Record
+
+    @property
+    def grads(self) -> record_files.Stored:
+        return self.record.grads
+
+    @property
+    def params(self) -> record_files.Stored:
+        return self.record.params
+
+    @property
+    def outputs(self) -> np.ndarray | None:
+        return self.record.outputs
 
     @property
     def losses(self) -> list[float]:
@@ -69,18 +80,28 @@ class Lockstep:
 
     @classmethod
     def load(cls, run_dir: Path, name: str) -> Lockstep:
-        """One backend of a run directory (workers/<name>.json, <kind>/<name>.npz)."""
-        grads, params, outputs = (load_npz(rundir.array_file(run_dir, kind, name))
-                                  for kind in rundir.ARRAYS)
-        return cls(name, read_json(rundir.worker_result(run_dir, name)), grads, params,
-                   outputs.get("outputs"))
+        """One backend of a run directory (workers/<name>.json and its record); raises
+        DamagedRecord naming the file that cannot be read."""
+        result = _read_result(rundir.worker_result(run_dir, name))
+        trained = bool(result.get("lockstep", {}).get("losses"))
+        return cls(name, result, record_files.read_run(run_dir, name, expected=trained))
 
     @classmethod
     def from_folder(cls, folder: Path, name: str) -> Lockstep:
-        """One job of the conformance kit: result.json and grads/params/outputs.npz."""
-        grads, params, outputs = (load_npz(folder / f"{kind}.npz") for kind in rundir.ARRAYS)
-        return cls(name, read_json(folder / "result.json"), grads, params,
-                   outputs.get("outputs"))
+        """One job of the conformance kit: result.json and its record."""
+        result = _read_result(folder / "result.json")
+        stored = folder / rundir.RECORD
+        trained = bool(result.get("lockstep", {}).get("losses"))
+        return cls(name, result, record_files.read(stored) if stored.exists() or trained
+                   else record_files.empty())
+
+
+def _read_result(path: Path) -> dict:
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as exc:
+        raise record_files.DamagedRecord(f"cannot read the worker's result ({exc})",
+                                         where=str(path)) from None
 
 
 def tensor_names(spec: Spec) -> list[str]:
@@ -111,9 +132,13 @@ def compare_lockstep(backend: Lockstep, ref: Lockstep, variant: Lockstep | None,
         add(0, "output", "outputs", backend.outputs, ref.outputs,
             variant.outputs if variant else None)
     steps = min(len(backend.losses), len(ref.losses))
+    # NOTE: steps in order, so that each record reads each of its shards once
+    recorded = set(backend.record.steps) & set(ref.record.steps)
     for step in range(steps):
         add(step, "loss", "loss", backend.losses[step], ref.losses[step],
             variant.losses[step] if variant and step < len(variant.losses) else None)
+        if step not in recorded:
+            continue
         for kind, store in (("grad", "grads"), ("param", "params")):
             for tensor in tensors:
                 key = f"{step}/{tensor}"
@@ -190,11 +215,19 @@ def build_tables(run_dir: Path) -> Tables:
     spec = from_dict(run["spec"], source="run.json")
     tol = TOLERANCES[spec.training.dtype]
     entries = {name: BackendEntry.from_dict(raw) for name, raw in run["backends"].items()}
-    loaded = {name: Lockstep.load(run_dir, name) for name in entries
-              if rundir.worker_result(run_dir, name).exists()}
+    loaded: dict[str, Lockstep] = {}
+    damaged: dict[str, str] = {}  # a backend whose files cannot be read -> which and why
+    for name in entries:
+        if rundir.worker_result(run_dir, name).exists():
+            try:
+                loaded[name] = Lockstep.load(run_dir, name)
+            except record_files.DamagedRecord as exc:
+                damaged[name] = str(exc)
     ref = loaded.get(REFERENCE)
     reference_ran = (ref is not None and ref.result.get("status") in ("ok", "error")
                      and bool(ref.losses))
+    if REFERENCE in damaged:
+        entries[REFERENCE].reason = damaged[REFERENCE]
     comparison: list[ComparisonRow] = []
     summary: list[SummaryRow] = []
     for name, entry in entries.items():
@@ -203,6 +236,8 @@ def build_tables(run_dir: Path) -> Tables:
             continue
         status = entry.status
         reason = loaded[name].result.get("reason") if name in loaded else entry.reason
+        if name in damaged or variant_name(name) in damaged:
+            status, reason = "error", damaged.get(name) or damaged[variant_name(name)]
         rows: list[ComparisonRow] = []
         if not reference_ran:
             why = entries[REFERENCE].reason if REFERENCE in entries else None
@@ -212,8 +247,12 @@ def build_tables(run_dir: Path) -> Tables:
             try:
                 rows = compare_lockstep(loaded[name], ref, loaded.get(variant_name(name)),
                                         tol, tensor_names(spec))
+            except record_files.DamagedRecord as exc:
+                status, reason = "error", str(exc)
             except (KeyError, ValueError) as exc:
                 status, reason = "error", f"bad result: {exc}"
+            finally:
+                loaded[name].record.close()
         comparison += rows
         applicable = [e.id for e in ledger.applicable(spec, name)]
         summary += verdicts(name, rows, status, reason, applicable)

@@ -20,7 +20,9 @@ def progress_handler(progress: Progress) -> Callable[[str, dict], None]:
 
     def handle(name: str, event: dict) -> None:
         phase = event.get("phase")
-        if phase == "start":
+        if phase == "record":  # before any worker starts: what the record will cost
+            progress.console.print(event["message"], soft_wrap=True)
+        elif phase == "start":
             label = f"{name} ({event['role']})" if event.get("role") != "backend" else name
             tasks[name] = progress.add_task("starting", backend=label, total=None)
         elif phase == "env" and name in tasks:  # building the backend's own environment

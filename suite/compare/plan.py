@@ -10,12 +10,15 @@ import numpy as np
 
 from suite import catalogue, data, envs, ledger, registry
 from suite.batches import epoch_orders
+from suite.errors import UserError
 from suite.files import write_json
+from suite.record_policy import Policy, fit, human_bytes, parse_policy, parse_size
 from suite.rundir import REFERENCE, BackendEntry, variant_name
 from suite.spec import Spec
 from suite.validation import (
     Constraint,
     one_of,
+    parses,
     positive_int,
     positive_seconds,
     validate_fields,
@@ -36,6 +39,8 @@ class Options:
     out: Path | None = None
     root: Path = Path("reports")
     force: bool = False
+    record: str | None = None  # None: the spec's [record] steps (default auto)
+    record_budget: str | None = None  # None: the spec's [record] budget (default 1GB)
 
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "device": one_of(catalogue.DEVICES, "--device"),
@@ -43,6 +48,9 @@ class Options:
         "timeout_s": positive_seconds("--timeout"),
         "timing_warmup": positive_int(),
         "timing_steps": positive_int("--timing-steps"),
+        "record": parses("all, auto or first=N,every=K", parse_policy, "--record", True),
+        "record_budget": parses("a size such as 500MB or 2GB", parse_size, "--record-budget",
+                                True),
     }
 
     def __post_init__(self) -> None:
@@ -78,8 +86,56 @@ def plan_tasks(spec: Spec, requested: list[str] | None
                               for name, reason in skipped.items()}
 
 
+@dataclass(frozen=True)
+class RecordPlan:
+    """Which steps every worker records, and the size of the whole run's record."""
+
+    policy: Policy
+    steps: int  # steps in the run
+    runs: int  # the workers that record (the reference, backends, variants)
+    step_bytes: int  # one recorded step of one worker: its gradients and parameters
+    budget: int
+
+    @property
+    def estimate(self) -> int:
+        return len(self.policy.steps(self.steps)) * self.runs * self.step_bytes
+
+    def describe(self) -> str:
+        return (f"record: {self.policy.describe(self.steps)}; about "
+                f"{human_bytes(self.estimate)} for {self.runs} "
+                f"{'run' if self.runs == 1 else 'runs'} (budget "
+                f"{human_bytes(self.budget)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.to_dict(), "text": self.policy.to_text(),
+                "description": self.policy.describe(self.steps),
+                "recorded_steps": len(self.policy.steps(self.steps)),
+                "estimate_bytes": self.estimate, "budget_bytes": self.budget}
+
+
+def plan_record(spec: Spec, runs: int, steps: int, options: Options) -> RecordPlan:
+    """The record policy (--record, else the spec's) and its estimate; refuses a policy
+    whose record would not fit the budget (UserError: exit 2)."""
+    requested = parse_policy(options.record or spec.record.steps)
+    budget = parse_size(options.record_budget or spec.record.budget)
+    sizes = spec.sizes
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
+    step_bytes = 2 * n_params * np.dtype(spec.training.dtype).itemsize
+    policy = requested or fit(steps, runs * step_bytes, budget)
+    plan = RecordPlan(policy, steps, runs, step_bytes, budget)
+    if plan.estimate > budget:
+        kept = len(policy.steps(steps))
+        raise UserError(
+            f"the lockstep record would take about {human_bytes(plan.estimate)} ({runs} runs "
+            f"x {kept} steps x {human_bytes(step_bytes)}), over the budget of "
+            f"{human_bytes(budget)}",
+            hint="record fewer steps with --record first=N,every=K or --record auto, or "
+                 "raise --record-budget")
+    return plan
+
+
 def write_plan(folder: Path, spec: Spec, prepared: data.Prepared, params: dict,
-               options: Options, threads: int) -> None:
+               options: Options, threads: int, record: RecordPlan) -> None:
     """plan.npz (data, every epoch's row order, initial parameters) and plan.json."""
     orders = epoch_orders(len(prepared.x), spec.training)
     arrays = {"x": prepared.x, "y": prepared.y, "orders": orders}
@@ -88,4 +144,5 @@ def write_plan(folder: Path, spec: Spec, prepared: data.Prepared, params: dict,
     write_json(folder / "plan.json", {
         "spec": spec.to_dict(), "device": options.device, "threads": threads,
         "timing": {"enabled": options.timing, "warmup": options.timing_warmup,
-                   "steps": options.timing_steps, "distinct_batches": 8}})
+                   "steps": options.timing_steps, "distinct_batches": 8},
+        "record": record.policy.to_dict()})

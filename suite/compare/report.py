@@ -13,6 +13,7 @@ from typing import Any
 
 from suite import __version__, catalogue, rundir
 from suite.compare.results import LedgerEntry, Run
+from suite.record_policy import human_bytes
 from suite.report.format import (
     VERDICT_CSS,
     Table,
@@ -119,8 +120,18 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("Dtype", f"{run.dtype} on {meta.get('device', 'cpu')}, {meta.get('threads', '?')} "
                   f"threads, seed {meta.get('seed', training.get('seed', '?'))}"),
         ("Steps", steps + ")"),
+        ("Recorded", _recorded(meta.get("record"))),
         ("Backends", ", ".join(backends)),
     ]
+
+
+def _recorded(record: dict[str, Any] | None) -> str:
+    """Which steps the lockstep record kept (a run before records had a policy kept all)."""
+    if not record:
+        return "every step: losses, gradients and parameters"
+    return (f"gradients and parameters at {record['description']}; the loss at every "
+            f"step. Record: {human_bytes(record['estimate_bytes'])} at most (budget "
+            f"{human_bytes(record['budget_bytes'])})")
 
 
 def _data(data: dict[str, Any]) -> str:

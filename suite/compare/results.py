@@ -8,6 +8,7 @@ some tables, and those read as empty tables with the contract's columns.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,9 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite import rundir
+from suite import record, rundir
 from suite.errors import UserError
-from suite.files import load_npz
 from suite.rundir import REFERENCE, BackendEntry, SummaryRow, TimingRow, row_from_cells
 
 
@@ -137,12 +137,18 @@ class Run:
         table = self.summary.pivot(index="backend", columns="check", values="verdict")
         return table[[c for c in self.summary.check.unique()]]
 
-    def arrays(self, kind: str, backend: str) -> dict[str, np.ndarray]:
-        """``kind`` is grads, params or outputs; keys as ``<step>/dense_<i>/kernel``."""
-        path = rundir.array_file(self.path, kind, backend)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no {kind} of {backend!r} in this run")
-        return load_npz(path)
+    def arrays(self, kind: str, backend: str) -> Mapping[str, np.ndarray]:
+        """``kind`` is grads or params (keys as ``<step>/dense_<i>/kernel``, the recorded
+        steps only, read lazily from whichever format the run was written in) or outputs
+        (key ``outputs``)."""
+        if kind not in rundir.ARRAYS:
+            raise ValueError(f"expected one of {', '.join(rundir.ARRAYS)}. Received: {kind!r}")
+        if backend not in self.info.get("backends", {}):
+            raise KeyError(f"no backend {backend!r} in this run")
+        stored = record.read_run(self.path, backend)
+        if kind == "outputs":
+            return {} if stored.outputs is None else {"outputs": stored.outputs}
+        return getattr(stored, kind)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, status={self.info.get('status')!r})"

@@ -20,7 +20,7 @@ import suite
 from suite import data, machine, rundir
 from suite.batches import count_steps
 from suite.compare import comparison
-from suite.compare.plan import Options, Task, plan_tasks, write_plan
+from suite.compare.plan import Options, Task, plan_record, plan_tasks, write_plan
 from suite.errors import UserError
 from suite.files import read_json, save_npz, write_json
 from suite.initializers import initial_params
@@ -45,6 +45,9 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
     threads = machine.threads_or_all(options.threads)
     dtype = np.dtype(spec.training.dtype)
     params = {k: v.astype(dtype) for k, v in initial_params(spec).items()}
+    steps = count_steps(len(prepared.x), spec.training)
+    record_plan = plan_record(spec, len(tasks), steps, options)
+    on_event("", {"phase": "record", "message": record_plan.describe()})
     run_dir = rundir.create(spec.name, options.root, options.out, options.force)
     entries = {t.name: BackendEntry(t.role).to_dict() for t in tasks}
     entries.update({name: entry.to_dict() for name, entry in skipped.items()})
@@ -54,7 +57,7 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
         "status": "running", "spec": spec.to_dict(), "data": prepared.description,
         "seed": spec.training.seed, "dtype": spec.training.dtype, "device": options.device,
         "threads": threads, "thread_environment": {var: str(threads) for var in THREAD_VARIABLES},
-        "steps": count_steps(len(prepared.x), spec.training),
+        "steps": steps, "record": record_plan.to_dict(),
         "environment": machine.environment(),
         "backends": entries, "ledger": [],
         "tolerances": comparison.TOLERANCES[spec.training.dtype],
@@ -62,7 +65,7 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
     with Session(run_dir, record, finish_and_point_latest) as session:
         save_npz(run_dir / "initial_params.npz", params)
         (run_dir / "workers").mkdir()
-        write_plan(session.scratch, spec, prepared, params, options, threads)
+        write_plan(session.scratch, spec, prepared, params, options, threads, record_plan)
         env = worker_env(threads)
         for task in tasks:
             on_event(task.name, {"phase": "start", "role": task.role})

@@ -2,9 +2,9 @@
 
 Reads the plan the session wrote (plan.json: spec and settings; plan.npz: data, batch
 order, initial parameters) and its task (OUT/task.json: which backend), runs the timing
-run and then the lockstep run, and writes its results as files: result.json, grads.npz,
-params.npz, outputs.npz. Progress goes to stdout as one JSON object a line; diagnostics
-go to stderr.
+run and then the lockstep run, and writes its results as files: result.json, and the
+lockstep record (OUT/record/, see suite.record) while it trains. Progress goes to stdout
+as one JSON object a line; diagnostics go to stderr.
 
 Worker side: standard library and NumPy only, so it runs in other environments too.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from backends.base import Backend, Params, dense_names
-from suite import batches, registry
-from suite.files import save_npz
+from suite import batches, record, registry
+from suite.record_policy import EVERY_STEP, Policy
 from suite.spec import Spec, from_dict
 from suite.worker import (
     describe_exception,
@@ -118,21 +118,23 @@ def run_timing(backend: Backend, plan: Plan) -> dict[str, Any]:
     }
 
 
-def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:
-    """Every step: loss and gradients (no update), then one update, then the parameters."""
+def run_lockstep(backend: Backend, plan: Job, out: Path,
+                 policy: Policy = EVERY_STEP) -> dict[str, Any]:
+    """Every step: loss and gradients (no update), then one update, then the parameters.
+
+    The steps that ``policy`` records keep their gradients and parameters, written to
+    ``out/record/`` in shards while the run goes (suite.record); every step keeps its loss.
+    """
     trainer = backend.build(plan.spec, plan.params, plan.dtype, plan.device)
     expected = plan.expected_shapes()
     steps = plan.steps()
-    first = steps[0].rows
-    outputs = np.asarray(trainer.predict(plan.x[first]))
-    save_npz(out / "outputs.npz", {"outputs": outputs})
-    grads_out: dict[str, np.ndarray] = {}
-    params_out: dict[str, np.ndarray] = {}
+    writer = record.Writer(out / "record", list(expected), policy, len(steps))
+    writer.outputs(np.asarray(trainer.predict(plan.x[steps[0].rows])))
     losses, probe_losses, epochs = [], [], []
     status, reason = "ok", None
     every = max(1, len(steps) // 50)
     # The lockstep run's own cost, apart from training: the extra gradient pass, reading
-    # gradients and parameters out of the framework, and keeping copies.
+    # gradients and parameters out of the framework, and writing the record.
     train_s = export_s = 0.0
     t0 = time.perf_counter()
     try:
@@ -148,11 +150,8 @@ def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:
             export_s += trained - started
             params = trainer.get_params()
             check_params(params, expected, f"parameters after step {step.index}")
-            # Copies: a backend may hand out views of its live tensors, which the next
-            # update would overwrite.
-            for name in expected:
-                grads_out[f"{step.index}/{name}"] = np.array(grads[name], copy=True)
-                params_out[f"{step.index}/{name}"] = np.array(params[name], copy=True)
+            if writer.wants(step.index):
+                writer.add(step.index, grads, params)
             export_s += time.perf_counter() - exported
             losses.append(loss)
             probe_losses.append(float(probe))
@@ -160,6 +159,8 @@ def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:
             bad = _first_non_finite(loss, grads, params)
             if bad:
                 status, reason = "error", f"non-finite {bad} at step {step.index}"
+                if not writer.wants(step.index):  # the step that broke is kept
+                    writer.add(step.index, grads, params)
                 break
             if step.index % every == 0 or step.index == len(steps) - 1:
                 emit(phase="lockstep", step=step.index + 1, total=len(steps))
@@ -168,11 +169,11 @@ def run_lockstep(backend: Backend, plan: Job, out: Path) -> dict[str, Any]:
         status = "error"
         reason = f"{describe_exception(exc)} (at step {len(losses)})"
     seconds = time.perf_counter() - t0
-    save_npz(out / "grads.npz", grads_out)
-    save_npz(out / "params.npz", params_out)
+    writer.close()
     return {"status": status, "reason": reason, "seconds": seconds, "train_s": train_s,
             "export_s": export_s, "losses": losses,
-            "probe_losses": probe_losses, "epochs": epochs, "steps_planned": len(steps)}
+            "probe_losses": probe_losses, "epochs": epochs, "steps_planned": len(steps),
+            "steps_recorded": sum(len(s["steps"]) for s in writer.shards)}
 
 
 def _first_non_finite(loss: float, grads: Params, params: Params) -> str | None:
@@ -205,7 +206,8 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
         except Exception as exc:
             traceback.print_exc()
             result["timing"] = {"status": "error", "reason": describe_exception(exc)}
-    result["lockstep"] = run_lockstep(backend, plan, out)
+    policy = Policy.from_dict(plan.meta.get("record"))
+    result["lockstep"] = run_lockstep(backend, plan, out, policy)
     if result["lockstep"]["status"] != "ok":
         result.update(status="error", reason=result["lockstep"]["reason"])
     return result

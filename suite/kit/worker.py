@@ -4,7 +4,7 @@ PLAN_DIR holds the probes (plan.json: spec of every job; plan.npz: each job's da
 initial parameters). OUT_DIR/task.json names the backend and the runs to make: a run is
 one job with the backend built with given options (the reference runs a job a second
 time under a backend's ledger conventions). Each run writes OUT_DIR/<run>/result.json
-and its grads/params/outputs.npz as soon as it finishes, so a crash or a timeout loses
+and its lockstep record (record/) as it goes, so a crash or a timeout loses
 only the runs not yet made. Progress goes to stdout, one JSON object a line.
 
 Worker side: standard library and NumPy only.
