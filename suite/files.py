@@ -40,11 +40,3 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
-
-
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an NPZ file, read into memory; empty when the file is absent."""
-    if not path.exists():
-        return {}
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
