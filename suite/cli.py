@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from suite import catalogue, registry, terminal
+from suite import catalogue, listings, registry, rows, terminal
 from suite.errors import UserError
 from suite.rundir import REFERENCE
 
@@ -33,6 +32,13 @@ DEFAULT_SPEC = "digits-mlp"
 class Dtype(StrEnum):
     float32 = "float32"
     float64 = "float64"
+
+
+# NOTE: a plain string checked by rows.choose, not a Typer choice: a bad value is then
+# one line on stderr, like every other mistake
+FormatOption = Annotated[str | None, typer.Option(
+    "--format", metavar="FORMAT", help="table, tsv, csv or json. Default: table when stdout "
+    "is a terminal, else tsv (one row a line, tab-separated, a header line first).")]
 
 
 @app.command()
@@ -77,11 +83,14 @@ def compare(
     record_budget: Annotated[str | None, typer.Option(
         help="The most the whole run's record may take on disk, e.g. 500MB or 4GB. "
              "Default: the spec's [record] budget, else 1GB.")] = None,
+    fmt: FormatOption = None,
 ) -> None:
-    """Train SPEC with every backend from the same start on the same batches; compare."""
+    """Train SPEC with every backend from the same start on the same batches; compare.
+    A program reading stdout gets one row per backend: verdicts and timing."""
     from suite import api
     from suite.compare import console as compare_console
 
+    fmt = rows.choose(fmt, console)
     plan = api.plan_compare(spec, data, _names(backends), epochs=epochs,
                             batch_size=batch_size, seed=seed,
                             dtype=dtype.value if dtype else None, shuffle=shuffle,
@@ -89,10 +98,11 @@ def compare(
                             threads=threads, timing=timing, timing_steps=timing_steps,
                             timeout_s=timeout, out=out, force=force, record=record,
                             record_budget=record_budget)
-    console.print(f"[bold]{plan.spec.name}[/]: {_describe_net(plan.spec)}")
-    with terminal.progress(console) as bar:
+    if fmt == "table":  # (for a program, stderr stays one line when the run finds a mistake)
+        console.print(f"[bold]{plan.spec.name}[/]: {listings.describe_net(plan.spec)}")
+    with terminal.progress(_notes(fmt)) as bar:
         run = plan.run(compare_console.progress_handler(bar))
-    compare_console.print_summary(console, run.path)
+    compare_console.print_summary(console, run.path, fmt, _notes(fmt))
 
 
 @app.command()
@@ -156,17 +166,10 @@ def bench(
 
 
 @app.command("backends")
-def list_backends() -> None:
+def list_backends(fmt: FormatOption = None) -> None:
     """List backends: installed or not, framework versions, and why one is unavailable."""
-    table = Table(title="Backends", show_lines=True)
-    for column in ("backend", "available", "versions", "reason"):
-        table.add_column(column, overflow="fold")
-    for info in registry.all_backends():
-        versions = "\n".join(f"{k} {v}" for k, v in info.versions.items())
-        name = Text(info.name, style="bold") + Text(f"\n{info.target}", style="dim")
-        table.add_row(name, "[green]yes[/]" if info.available else "[red]no[/]",
-                      versions, info.reason or "")
-    console.print(table)
+    rows.write(console, listings.backends(), listings.BACKEND_COLUMNS, rows.choose(fmt, console),
+               "Backends", show_lines=True)
 
 
 @app.command("check-backend")
@@ -247,22 +250,16 @@ def env_create(
 
 
 @env_app.command("list")
-def env_list() -> None:
+def env_list(fmt: FormatOption = None) -> None:
     """The environments built so far, with their requirements and sizes."""
     from suite import envs
 
-    found = envs.installed()
+    fmt = rows.choose(fmt, console)
+    found = listings.environments()
     if not found:
-        console.print(f"no environments under {envs.root()}")
-        return
-    table = Table(title=f"Environments ({envs.root()})")
-    for column in ("name", "requirements", "size MB", "built", "build s"):
-        table.add_column(column, justify="right" if column in ("size MB", "build s")
-                         else "left")
-    for info in found:
-        table.add_row(info.name, " ".join(info.requirements), f"{info.size_mb:,.0f}",
-                      info.created, terminal.figure(info.build_s))
-    console.print(table)
+        _notes(fmt).print(f"no environments under {envs.root()}")
+    if found or fmt != "table":  # a program still gets the header line (or [])
+        rows.write(console, found, listings.ENV_COLUMNS, fmt, f"Environments ({envs.root()})")
 
 
 @env_app.command("remove")
@@ -314,23 +311,13 @@ def support_matrix(
 
 
 @app.command()
-def specs() -> None:
-    """List the built-in specs, datasets, and every name a spec may use."""
-    from suite import datasets
-    from suite import spec as spec_module
-
-    table = Table(title="Built-in specs")
-    for column in ("name", "network", "loss", "optimizer", "data"):
-        table.add_column(column)
-    for name in spec_module.builtin_names():
-        s = spec_module.builtin(name)
-        table.add_row(name, _describe_net(s), s.loss.name, s.optimizer.name, s.data.name)
-    console.print(table)
-    console.print("[bold]datasets:[/] " + ", ".join(datasets.builtin_names()))
-    for title, names in (("activations", catalogue.ACTIVATIONS), ("losses", catalogue.LOSSES),
-                         ("optimizers", catalogue.OPTIMIZERS),
-                         ("initializers", catalogue.INITIALIZERS)):
-        console.print(f"[bold]{title}:[/] " + ", ".join(names))
+def specs(fmt: FormatOption = None) -> None:
+    """List the built-in specs, datasets, and every name a spec may use (for a program:
+    the specs as rows, the names on stderr)."""
+    fmt = rows.choose(fmt, console)
+    rows.write(console, listings.specs(), listings.SPEC_COLUMNS, fmt, "Built-in specs")
+    for title, names in listings.vocabulary().items():
+        _notes(fmt).print(f"[bold]{title}:[/] " + ", ".join(names), soft_wrap=fmt != "table")
 
 
 @app.command()
@@ -341,16 +328,21 @@ def report(
         "--benchmark-json", help="pytest-benchmark JSON files (`make bench` writes them to "
         "reports/benchmarks/) to show next to a `suite bench` folder's figures; repeat "
         "for several.")] = None,
+    fmt: FormatOption = None,
 ) -> None:
     """Rebuild the tables and re-render report.md and report.html of a finished run or
-    benchmark."""
+    benchmark. --format applies to a run's summary; a benchmark's rows are its bench.csv."""
     from suite.bench import console as bench_console
     from suite.bench import report as bench_report
     from suite.bench import results as bench_results
     from suite.compare import console as compare_console
     from suite.compare import session
 
+    requested, fmt = fmt, rows.choose(fmt, console)
     if bench_results.is_bench(run):
+        if requested not in (None, "table"):
+            raise UserError(f"--format {requested} applies to a `suite compare` run; {run} is a "
+                            f"`suite bench` folder", hint=f"read {run / 'bench.csv'}")
         if benchmark_json:
             bench_report.add_pytest_benchmark(run, benchmark_json)
         bench_report.render(run)
@@ -362,7 +354,12 @@ def report(
                         hint="run suite bench with the same sizes, then suite report "
                              "BENCH_DIR --benchmark-json ...")
     session.rerender(run)
-    compare_console.print_summary(console, run)
+    compare_console.print_summary(console, run, fmt, _notes(fmt))
+
+
+def _notes(fmt: str) -> Console:
+    """Where a command's notes go: stdout beside a table, stderr beside a program's rows."""
+    return console if fmt == "table" else errors
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -384,11 +381,6 @@ def _int_list(text: str | None, flag: str) -> list[int]:
     return values
 
 
-def _describe_net(spec) -> str:
-    layers = " → ".join(f"{layer.units} {layer.activation.name}" for layer in spec.layers)
-    return f"{spec.input_dim} → {layers}"
-
-
 def main() -> None:
     """Console entry point: a user's mistake is one line on stderr and exit code 2."""
     try:
@@ -400,3 +392,7 @@ def main() -> None:
     except KeyboardInterrupt:
         errors.print("interrupted: finished backends are kept in the run directory")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,18 +46,14 @@ def suite(site: Path, *args: str, cwd: Path | None = None) -> subprocess.Complet
                           env=env_with(site), timeout=600)
 
 
-def backends_row(listing: str, name: str) -> str:
-    """The row of backend ``name`` in the table ``suite backends`` prints, its lines joined
-    (a row spans several lines: the plug-in target sits under the name)."""
-    lines = listing.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.strip("│ ").startswith(f"{name} ")]
-    assert len(starts) == 1, listing
-    row = []
-    for line in lines[starts[0]:]:
-        if line.startswith(("├", "└")):
-            break
-        row.append(line)
-    return "\n".join(row)
+def backends_row(listing: str, name: str) -> dict[str, str]:
+    """The row of backend ``name`` in what ``suite backends`` prints for a program (TSV:
+    a header line, then one line a backend, its name first)."""
+    header, *lines = listing.splitlines()
+    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+    found = [row for row in rows if row["backend"] == name]
+    assert len(found) == 1, listing
+    return found[0]
 
 
 def matrix(conformance_md: str) -> dict[str, list[str]]:

@@ -3,6 +3,9 @@ line on stderr with exit code 2 and no traceback."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from suite import registry
+from suite import spec as spec_module
 
 SUITE = [sys.executable, "-c", "from suite.cli import main; main()"]
 
@@ -32,6 +38,69 @@ def test_backends_lists_installed_ones_with_versions():
     for name in ("numpy", "torch", "keras"):
         assert name in done.stdout
     assert "tensorflow" in done.stdout
+
+
+# ---------------------------------------------------------------------------- for programs
+
+
+def test_backends_piped_is_one_line_a_backend_name_first():
+    done = suite_cmd("backends")
+    header, *lines = done.stdout.splitlines()
+    assert header.split("\t") == ["backend", "available", "versions", "reason", "target"]
+    names = [line.split("\t")[0] for line in lines]
+    assert names == list(registry.entry_points())
+    assert [line for line in lines if "cntk" in line] == [lines[names.index("cntk")]]
+    assert lines[names.index("cntk")].startswith("cntk\tfalse\t")
+    assert "─" not in done.stdout and "\x1b" not in done.stdout
+
+
+def test_backends_as_json_and_csv_are_the_same_backends():
+    names = [line.split("\t")[0] for line in suite_cmd("backends").stdout.splitlines()[1:]]
+    found = json.loads(suite_cmd("backends", "--format", "json").stdout)
+    assert [r["backend"] for r in found] == names
+    numpy = found[names.index("numpy")]
+    assert numpy["available"] is True and numpy["reason"] is None and "numpy" in numpy["versions"]
+    rows = list(csv.DictReader(io.StringIO(suite_cmd("backends", "--format", "csv").stdout)))
+    assert [r["backend"] for r in rows] == names
+    assert {r["available"] for r in rows} <= {"true", "false"}
+
+
+def test_specs_piped_are_rows_and_the_names_go_to_stderr():
+    done = suite_cmd("specs")
+    header, *lines = done.stdout.splitlines()
+    assert header.split("\t") == ["name", "network", "loss", "optimizer", "data"]
+    assert [line.split("\t")[0] for line in lines] == spec_module.builtin_names()
+    assert "activations:" in done.stderr and "activations" not in done.stdout
+    found = json.loads(suite_cmd("specs", "--format", "json").stdout)
+    assert [r["name"] for r in found] == spec_module.builtin_names()
+    rows = list(csv.DictReader(io.StringIO(suite_cmd("specs", "--format", "csv").stdout)))
+    assert rows == found
+
+
+def test_a_terminal_still_gets_the_rich_table():
+    env = {**os.environ, "COLUMNS": "100", "FORCE_COLOR": "1"}  # Rich: stdout is a terminal
+    done = subprocess.run([*SUITE, "backends"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert "Backends" in done.stdout and "┏" in done.stdout and "\tfalse\t" not in done.stdout
+
+
+def test_compare_piped_prints_its_summary_rows_alone(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "plugins")}
+    done = subprocess.run([*SUITE, "compare", "regression-mlp", "--backends",
+                           "faulty:DriftBackend", "--max-steps", "6", "--epochs", "1",
+                           "--dtype", "float64", "--timing-steps", "3",
+                           "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, *lines = done.stdout.splitlines()
+    columns = header.split("\t")
+    assert columns[:7] == ["backend", "forward", "loss", "gradients", "update", "trajectory",
+                           "reason"]
+    rows = [dict(zip(columns, line.split("\t"), strict=True)) for line in lines]
+    assert [r["backend"] for r in rows] == ["numpy", "drift"]
+    assert rows[0]["forward"] == "" and float(rows[0]["step_ms_median"]) > 0
+    assert rows[1]["trajectory"] == "fail" and rows[1]["reason"].startswith("trajectory: ")
+    assert "report.html" in done.stderr and "drift" in done.stderr  # its progress
 
 
 def write_spec(tmp_path, old="", new=""):
@@ -77,6 +146,8 @@ def bad_inputs(tmp_path):
         (["compare", "--record", "all", "--record-budget", "1KB"],
          "over the budget of 1.0 KB (record fewer steps with --record"),
         (["report", str(tmp_path)], "not a run directory"),
+        (["backends", "--format", "yaml"], "Received: --format yaml"),
+        (["compare", "--format", "yaml"], "expected --format table, tsv, csv or json"),
     ]
 
 
@@ -95,7 +166,7 @@ def test_compare_prints_the_record_estimate_before_it_runs(tmp_path):
                      "--no-timing", "--record", "first=1,every=2", "--out",
                      str(tmp_path / "run"))
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = done.stderr.splitlines()  # stdout is not a terminal: the notes go to stderr
     estimate = next(i for i, line in enumerate(lines) if line.startswith("record: "))
     assert "step 0, then every 2nd step from step 1, and the last (3 of 4)" in \
         lines[estimate]

@@ -109,7 +109,7 @@ def test_installed_skeleton_is_listed_and_fails_the_kit_with_fill_in(tmp_path):
     listing = suite(site, "backends")
     assert listing.returncode == 0, listing.stderr
     row = backends_row(listing.stdout, "skel")
-    assert " yes " in row and "fnn_suite_skel.backend:SkelBackend" in row
+    assert row["available"] == "true" and row["target"] == "fnn_suite_skel.backend:SkelBackend"
 
     out = tmp_path / "check"
     done = suite(site, "check-backend", "skel", "--dtype", "float64", "--threads", "1",
