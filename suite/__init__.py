@@ -19,6 +19,7 @@ _LAZY = {
     "Run": "suite.compare.results",
     "load_spec": "suite.api",
     "spec_from_dict": "suite.api",
+    "resume": "suite.api",
 }
 
 

@@ -199,6 +199,15 @@ def compare(spec: str | Path | Sequential | Spec, data: str | None = None,
                         record_budget=record_budget).run(on_event)
 
 
+def resume(run_dir: str | Path, on_event: ProgressFn = ignore_progress) -> Run:
+    """Finish a run that stopped (a crash, Ctrl-C, SIGTERM, a power loss): run only the
+    backends that did not finish, with the run's own spec, data and options, then write
+    the tables and the report of every backend. Finished backends are never re-run."""
+    from suite.compare import session
+
+    return Run(session.resume(Path(run_dir), on_event))
+
+
 @dataclass(frozen=True)
 class BenchPlan:
     """A benchmark sweep before it runs: the spec, the grid of sizes and the options."""

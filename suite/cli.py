@@ -83,6 +83,10 @@ def compare(
     record_budget: Annotated[str | None, typer.Option(
         help="The most the whole run's record may take on disk, e.g. 500MB or 4GB. "
              "Default: the spec's [record] budget, else 1GB.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Finish the run in this directory that stopped (a crash, Ctrl-C, SIGTERM): "
+             "run only the backends that did not finish, with the run's own spec and "
+             "options, and write the report.")] = None,
     fmt: FormatOption = None,
 ) -> None:
     """Train SPEC with every backend from the same start on the same batches; compare.
@@ -91,6 +95,20 @@ def compare(
     from suite.compare import console as compare_console
 
     fmt = rows.choose(fmt, console)
+    if resume is not None:
+        given = [flag for flag, value in (
+            ("--backends", backends), ("--data", data), ("--target", target),
+            ("--epochs", epochs), ("--batch-size", batch_size), ("--seed", seed),
+            ("--dtype", dtype), ("--max-steps", max_steps), ("--threads", threads),
+            ("--out", out), ("--record", record), ("--record-budget", record_budget))
+            if value is not None]
+        if given or spec != DEFAULT_SPEC:
+            raise UserError(f"--resume runs the run's own spec and options. Received: "
+                            f"{', '.join(given or [spec])}", hint="leave them out")
+        with terminal.progress(_notes(fmt)) as bar:
+            run = api.resume(resume, compare_console.progress_handler(bar))
+        compare_console.print_summary(console, run.path, fmt, _notes(fmt))
+        return
     plan = api.plan_compare(spec, data, _names(backends), epochs=epochs,
                             batch_size=batch_size, seed=seed,
                             dtype=dtype.value if dtype else None, shuffle=shuffle,

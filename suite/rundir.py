@@ -87,6 +87,7 @@ class BackendEntry:
     role: str  # one of ROLES
     status: str = "pending"  # one of STATUSES
     reason: str | None = None
+    target: str | None = None  # package.module:Class (what --resume asks for again)
     versions: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # a variant's conventions
     runtime: dict[str, Any] = field(default_factory=dict)  # its threads and precision

@@ -135,7 +135,7 @@ def plan_record(spec: Spec, runs: int, steps: int, options: Options) -> RecordPl
 
 
 def write_plan(folder: Path, spec: Spec, prepared: data.Prepared, params: dict,
-               options: Options, threads: int, record: RecordPlan) -> None:
+               options: Options, threads: int, policy: Policy) -> None:
     """plan.npz (data, every epoch's row order, initial parameters) and plan.json."""
     orders = epoch_orders(len(prepared.x), spec.training)
     arrays = {"x": prepared.x, "y": prepared.y, "orders": orders}
@@ -145,4 +145,4 @@ def write_plan(folder: Path, spec: Spec, prepared: data.Prepared, params: dict,
         "spec": spec.to_dict(), "device": options.device, "threads": threads,
         "timing": {"enabled": options.timing, "warmup": options.timing_warmup,
                    "steps": options.timing_steps, "distinct_batches": 8},
-        "record": record.policy.to_dict()})
+        "record": policy.to_dict()})

@@ -9,6 +9,7 @@ the others go on, and every finished result is kept.
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import suite
-from suite import data, machine, rundir
+from suite import data, machine, registry, rundir
 from suite.batches import count_steps
 from suite.compare import comparison
 from suite.compare.plan import Options, Task, plan_record, plan_tasks, write_plan
@@ -31,11 +32,13 @@ from suite.processes import (
     run_backend_worker,
     worker_env,
 )
+from suite.record_policy import Policy
 from suite.rundir import BackendEntry
 from suite.session import Session
-from suite.spec import Spec
+from suite.spec import Spec, from_dict
 
 WORKER = "suite.compare.worker"
+SCRATCH_PREFIX = "fnn-suite-"
 
 
 def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) -> Path:
@@ -49,7 +52,7 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
     record_plan = plan_record(spec, len(tasks), steps, options)
     on_event("", {"phase": "record", "message": record_plan.describe()})
     run_dir = rundir.create(spec.name, options.root, options.out, options.force)
-    entries = {t.name: BackendEntry(t.role).to_dict() for t in tasks}
+    entries = {t.name: BackendEntry(t.role, target=t.target).to_dict() for t in tasks}
     entries.update({name: entry.to_dict() for name, entry in skipped.items()})
     record = {
         "suite_version": suite.__version__, "run": run_dir.name,
@@ -58,14 +61,76 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
         "seed": spec.training.seed, "dtype": spec.training.dtype, "device": options.device,
         "threads": threads, "thread_environment": {var: str(threads) for var in THREAD_VARIABLES},
         "steps": steps, "record": record_plan.to_dict(),
+        "timing": {"enabled": options.timing, "warmup": options.timing_warmup,
+                   "steps": options.timing_steps},
+        "timeout_s": options.timeout_s,
         "environment": machine.environment(),
         "backends": entries, "ledger": [],
         "tolerances": comparison.TOLERANCES[spec.training.dtype],
     }
-    with Session(run_dir, record, finish_and_point_latest) as session:
-        save_npz(run_dir / "initial_params.npz", params)
-        (run_dir / "workers").mkdir()
-        write_plan(session.scratch, spec, prepared, params, options, threads, record_plan)
+    (run_dir / "workers").mkdir()
+    save_npz(run_dir / "initial_params.npz", params)
+    _run_workers(run_dir, record, spec, prepared, params, tasks, options, record_plan.policy,
+                 on_event)
+    return run_dir
+
+
+def resume(run_dir: Path, on_event: ProgressFn = ignore_progress) -> Path:
+    """``suite compare --resume``: run the backends of ``run_dir`` that did not finish
+    (after a crash, Ctrl-C, SIGTERM or a power loss), with the run's own spec, data,
+    initial parameters and options, then the tables and the report of every backend."""
+    record = _readable_run(run_dir)
+    spec = from_dict(record["spec"], source=str(run_dir / rundir.RUN_JSON))
+    prepared = data.load_for(spec)
+    if prepared.description.get("sha256") != record["data"].get("sha256"):
+        raise UserError(f"the data of {run_dir} changed since the run started (its hash was "
+                        f"{record['data'].get('sha256')}, it is now "
+                        f"{prepared.description.get('sha256')})",
+                        hint="restore the data file, or start a new run")
+    with np.load(run_dir / "initial_params.npz") as stored:
+        params = {key: stored[key] for key in stored.files}
+    entries = {name: BackendEntry.from_dict(raw) for name, raw in record["backends"].items()}
+    builtins = registry.builtin_names()
+    requested = [name if name in builtins or not e.target else e.target
+                 for name, e in entries.items() if e.role != "variant"
+                 and e.status != "unavailable"]
+    timing = record.get("timing", {})
+    options = Options(backends=requested, device=record.get("device", "cpu"),
+                      threads=record["threads"], timeout_s=record.get("timeout_s", 600.0),
+                      timing=timing.get("enabled", True),
+                      timing_warmup=timing.get("warmup", 10),
+                      timing_steps=timing.get("steps", 50))
+    tasks, _ = plan_tasks(spec, requested)
+    todo = [t for t in tasks if entries.get(t.name, BackendEntry(t.role)).status == "pending"]
+    for task in todo:
+        record["backends"][task.name] = BackendEntry(task.role, target=task.target).to_dict()
+    on_event("", {"phase": "record", "message": f"resuming {run_dir}: "
+                  f"{len(todo)} of {len(tasks)} workers left to run"})
+    policy = Policy.from_dict((record.get("record") or {}).get("policy"))
+    for leftover in run_dir.glob(f".{SCRATCH_PREFIX}*"):  # a killed run's scratch
+        shutil.rmtree(leftover, ignore_errors=True)
+    _run_workers(run_dir, record, spec, prepared, params, todo, options, policy, on_event)
+    return run_dir
+
+
+def _readable_run(run_dir: Path) -> dict[str, Any]:
+    if not (run_dir / rundir.RUN_JSON).exists():
+        raise UserError(f"{run_dir} is not a run directory (no run.json)",
+                        hint="give a folder that `suite compare` wrote, e.g. reports/latest")
+    try:
+        return read_json(run_dir / rundir.RUN_JSON)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the run's record ({exc})",
+                        where=str(run_dir / rundir.RUN_JSON)) from None
+
+
+def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: data.Prepared,
+                 params: dict, tasks: list[Task], options: Options, policy: Policy,
+                 on_event: ProgressFn) -> None:
+    """One worker process per task, one after another; run.json after each."""
+    with Session(run_dir, record, finish_and_point_latest, prefix=SCRATCH_PREFIX) as session:
+        threads = record["threads"]
+        write_plan(session.scratch, spec, prepared, params, options, threads, policy)
         env = worker_env(threads)
         for task in tasks:
             on_event(task.name, {"phase": "start", "role": task.role})
@@ -84,7 +149,6 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
             session.save()
             on_event(task.name, {"phase": "done", "status": result["status"],
                                  "reason": result.get("reason")})
-    return run_dir
 
 
 def backend_entry(task: Task, result: dict[str, Any]) -> BackendEntry:
@@ -93,6 +157,7 @@ def backend_entry(task: Task, result: dict[str, Any]) -> BackendEntry:
     lockstep = result.get("lockstep") or {}
     return BackendEntry(
         role=task.role, status=result["status"], reason=result.get("reason"),
+        target=task.target,
         versions=result.get("versions", {}), options=task.options,
         runtime=result.get("runtime", {}), lockstep_s=lockstep.get("seconds"),
         lockstep_train_s=lockstep.get("train_s"), lockstep_export_s=lockstep.get("export_s"),
@@ -125,8 +190,4 @@ def finish_and_point_latest(run_dir: Path, record: dict[str, Any]) -> None:
 
 def rerender(run_dir: Path) -> None:
     """``suite report``: rebuild the tables and reports of a finished run."""
-    if not (run_dir / rundir.RUN_JSON).exists():
-        raise UserError(f"{run_dir} is not a run directory (no run.json)",
-                        hint="give a folder that `suite compare` wrote, e.g. reports/latest")
-    record = read_json(run_dir / rundir.RUN_JSON)
-    finish(run_dir, record)
+    finish(run_dir, _readable_run(run_dir))

@@ -159,3 +159,15 @@ class CrashesAtWidth32Backend(NumpyBackend):
         if any(layer.units == 32 for layer in spec.layers):
             os._exit(3)
         return super().build(spec, params, dtype, device)
+
+
+class HangOnceBackend(NumpyBackend):
+    """Hangs in build while FNN_SUITE_TEST_HANG is set (a run to stop), and otherwise trains
+    as the reference does: a run that finishes when it is resumed."""
+
+    name = "hang-once"
+
+    def build(self, spec, params, dtype, device):
+        while os.environ.get("FNN_SUITE_TEST_HANG"):
+            time.sleep(3600)
+        return super().build(spec, params, dtype, device)
