@@ -200,7 +200,10 @@ def read_legacy(grads: Path, params: Path, outputs: Path) -> Record:
     """A record in the first format: one NPZ per kind with every step (still readable)."""
     stores = []
     for kind, path in (("grads", grads), ("params", params)):
-        keys = list(_open(path).files) if path.exists() else []
+        keys: list[str] = []
+        if path.exists():
+            with _open(path) as archive:
+                keys = list(archive.files)
         steps = {int(k.split("/", 1)[0]) for k in keys}
         tensors = list(dict.fromkeys(k.split("/", 1)[1] for k in keys))
         stores.append(Stored(kind, dict.fromkeys(steps, path), tensors, prefix=False))
