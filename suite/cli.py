@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -82,7 +85,7 @@ def compare(
                             threads=threads, timing=timing, timing_steps=timing_steps,
                             timeout_s=timeout, out=out, force=force)
     console.print(f"[bold]{plan.spec.name}[/]: {_describe_net(plan.spec)}")
-    with terminal.progress(console) as bar:
+    with _stops_cleanly(), terminal.progress(console) as bar:
         run = plan.run(compare_console.progress_handler(bar))
     compare_console.print_summary(console, run.path)
 
@@ -142,7 +145,7 @@ def bench(
                   f"size{'s' * (len(plan.sizes) != 1)}, from "
                   f"{sizes.describe(sizes.sized_spec(plan.spec, first))['layers']} at batch "
                   f"{first.batch_size}, {plan.spec.training.dtype}")
-    with terminal.progress(console) as bar:
+    with _stops_cleanly(), terminal.progress(console) as bar:
         folder = plan.run(bench_console.progress_handler(bar, plan.sizes, plan.spec))
     bench_console.print_summary(console, folder)
 
@@ -187,7 +190,7 @@ def check_backend(
 
     options = KitOptions(dtypes=tuple(d.value for d in dtype) if dtype else catalogue.DTYPES,
                          device=device, threads=threads, timeout_s=timeout, workers=workers)
-    with terminal.progress(console, 16) as bar:
+    with _stops_cleanly(), terminal.progress(console, 16) as bar:
         result = check_backends(names, options, kit_console.progress_handler(bar))
     folder = out or Path("reports") / ("check-" + "-".join(result.backends()))
     written = write_report(result, folder)
@@ -287,7 +290,7 @@ def support_matrix(
     infos = [registry.describe(name) for name in registry.builtin_names()]
     available = [i.name for i in infos if i.available and i.name != REFERENCE]
     unavailable = {i.name: i.reason or "" for i in infos if not i.available}
-    with terminal.progress(console, 16) as bar:
+    with _stops_cleanly(), terminal.progress(console, 16) as bar:
         result = check_backends(available, options, kit_console.progress_handler(bar))
     block = support_matrix_markdown(result, unavailable)
     if not write:
@@ -357,6 +360,19 @@ def report(
     compare_console.print_summary(console, run)
 
 
+@contextmanager
+def _stops_cleanly() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP during a run: one line, and exit code 128 + the signal's
+    number (130, 143, 129). Typer alone would turn each into 130 and say nothing."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        errors.print(f"interrupted ({signal.Signals(signum).name}): what finished is kept",
+                     soft_wrap=True)
+        raise typer.Exit(128 + signum) from None
+
+
 def _names(text: str | None) -> list[str] | None:
     """'numpy, torch' -> ["numpy", "torch"]; None (every backend) when not given."""
     return [b.strip() for b in text.split(",") if b.strip()] if text else None
@@ -382,13 +398,11 @@ def _describe_net(spec) -> str:
 
 
 def main() -> None:
-    """Console entry point: a user's mistake is one line on stderr and exit code 2."""
+    """Console entry point: a user's mistake (a full disk too) is one line on stderr and
+    exit code 2. Interruptions: see ``_stops_cleanly``."""
     try:
         app()
     except UserError as exc:
         # soft_wrap: one line however narrow the terminal; no markup: messages hold [brackets]
         errors.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        errors.print("interrupted: finished backends are kept in the run directory")
-        sys.exit(130)
