@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from suite import catalogue, listings, registry, rows, terminal
+from suite.cli_env import env_app
 from suite.errors import UserError
+from suite.rows import FormatOption
 from suite.rundir import REFERENCE
+from suite.terminal import console, errors, notes
 
 app = typer.Typer(
     help="Train one feed-forward network spec in several frameworks and compare them "
@@ -23,8 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-errors = Console(stderr=True)
 
 DEFAULT_SPEC = "digits-mlp"
 
@@ -36,11 +39,6 @@ class Dtype(StrEnum):
 
 # NOTE: a plain string checked by rows.choose, not a Typer choice: a bad value is then
 # one line on stderr, like every other mistake
-FormatOption = Annotated[str | None, typer.Option(
-    "--format", metavar="FORMAT", help="table, tsv, csv or json. Default: table when stdout "
-    "is a terminal, else tsv (one row a line, tab-separated, a header line first).")]
-
-
 @app.command()
 def compare(
     spec: Annotated[str, typer.Argument(
@@ -105,9 +103,9 @@ def compare(
         if given or spec != DEFAULT_SPEC:
             raise UserError(f"--resume runs the run's own spec and options. Received: "
                             f"{', '.join(given or [spec])}", hint="leave them out")
-        with terminal.progress(_notes(fmt)) as bar:
+        with terminal.progress(notes(fmt)) as bar:
             run = api.resume(resume, compare_console.progress_handler(bar))
-        compare_console.print_summary(console, run.path, fmt, _notes(fmt))
+        compare_console.print_summary(console, run.path, fmt, notes(fmt))
         return
     plan = api.plan_compare(spec, data, _names(backends), epochs=epochs,
                             batch_size=batch_size, seed=seed,
@@ -118,9 +116,9 @@ def compare(
                             record_budget=record_budget)
     if fmt == "table":  # (for a program, stderr stays one line when the run finds a mistake)
         console.print(f"[bold]{plan.spec.name}[/]: {listings.describe_net(plan.spec)}")
-    with terminal.progress(_notes(fmt)) as bar:
+    with _stops_cleanly(), terminal.progress(notes(fmt)) as bar:
         run = plan.run(compare_console.progress_handler(bar))
-    compare_console.print_summary(console, run.path, fmt, _notes(fmt))
+    compare_console.print_summary(console, run.path, fmt, notes(fmt))
 
 
 @app.command()
@@ -178,7 +176,7 @@ def bench(
                   f"size{'s' * (len(plan.sizes) != 1)}, from "
                   f"{sizes.describe(sizes.sized_spec(plan.spec, first))['layers']} at batch "
                   f"{first.batch_size}, {plan.spec.training.dtype}")
-    with terminal.progress(console) as bar:
+    with _stops_cleanly(), terminal.progress(console) as bar:
         folder = plan.run(bench_console.progress_handler(bar, plan.sizes, plan.spec))
     bench_console.print_summary(console, folder)
 
@@ -216,7 +214,7 @@ def check_backend(
 
     options = KitOptions(dtypes=tuple(d.value for d in dtype) if dtype else catalogue.DTYPES,
                          device=device, threads=threads, timeout_s=timeout, workers=workers)
-    with terminal.progress(console, 16) as bar:
+    with _stops_cleanly(), terminal.progress(console, 16) as bar:
         result = check_backends(names, options, kit_console.progress_handler(bar))
     folder = out or Path("reports") / ("check-" + "-".join(result.backends()))
     written = write_report(result, folder)
@@ -242,54 +240,7 @@ def new_backend(
                   f"suite check-backend {name}", highlight=False)
 
 
-env_app = typer.Typer(help="Backends' own virtual environments: create, list, remove.",
-                      no_args_is_help=True)
 app.add_typer(env_app, name="env")
-
-
-@env_app.command("create")
-def env_create(
-    backend: Annotated[str, typer.Argument(
-        help="A backend with requirements of its own, or BACKEND@VERSION (numpy@1.26).")],
-) -> None:
-    """Build (or find) the environment a backend runs in."""
-    from suite import envs
-
-    spec = registry.environment_of(backend)
-    if spec is None:
-        raise UserError(f"backend {backend!r} runs in the main environment; nothing to create",
-                        hint=f"ask for a version: suite env create {backend}@VERSION")
-    if spec.path.exists():
-        console.print(f"{spec.name}: already built at {spec.path}")
-        return
-    with console.status(f"building {spec.name}: {' '.join(spec.requirements)}") as status:
-        envs.ensure(spec, lambda line: status.update(f"{spec.name}: {line[:90]}"))
-    console.print(f"built {spec.name} at {spec.path}")
-
-
-@env_app.command("list")
-def env_list(fmt: FormatOption = None) -> None:
-    """The environments built so far, with their requirements and sizes."""
-    from suite import envs
-
-    fmt = rows.choose(fmt, console)
-    found = listings.environments()
-    if not found:
-        _notes(fmt).print(f"no environments under {envs.root()}")
-    if found or fmt != "table":  # a program still gets the header line (or [])
-        rows.write(console, found, listings.ENV_COLUMNS, fmt, f"Environments ({envs.root()})")
-
-
-@env_app.command("remove")
-def env_remove(
-    name: Annotated[str, typer.Argument(help="The environment's name, as `suite env list` "
-                                              "shows it.")],
-) -> None:
-    """Delete a backend's environment (it is rebuilt on next use)."""
-    from suite import envs
-
-    for path in envs.remove(name):
-        console.print(f"removed {path}")
 
 
 @app.command("support-matrix")
@@ -310,7 +261,7 @@ def support_matrix(
     infos = [registry.describe(name) for name in registry.builtin_names()]
     available = [i.name for i in infos if i.available and i.name != REFERENCE]
     unavailable = {i.name: i.reason or "" for i in infos if not i.available}
-    with terminal.progress(console, 16) as bar:
+    with _stops_cleanly(), terminal.progress(console, 16) as bar:
         result = check_backends(available, options, kit_console.progress_handler(bar))
     block = support_matrix_markdown(result, unavailable)
     if not write:
@@ -335,7 +286,7 @@ def specs(fmt: FormatOption = None) -> None:
     fmt = rows.choose(fmt, console)
     rows.write(console, listings.specs(), listings.SPEC_COLUMNS, fmt, "Built-in specs")
     for title, names in listings.vocabulary().items():
-        _notes(fmt).print(f"[bold]{title}:[/] " + ", ".join(names), soft_wrap=fmt != "table")
+        notes(fmt).print(f"[bold]{title}:[/] " + ", ".join(names), soft_wrap=fmt != "table")
 
 
 @app.command()
@@ -372,12 +323,20 @@ def report(
                         hint="run suite bench with the same sizes, then suite report "
                              "BENCH_DIR --benchmark-json ...")
     session.rerender(run)
-    compare_console.print_summary(console, run, fmt, _notes(fmt))
+    compare_console.print_summary(console, run, fmt, notes(fmt))
 
 
-def _notes(fmt: str) -> Console:
-    """Where a command's notes go: stdout beside a table, stderr beside a program's rows."""
-    return console if fmt == "table" else errors
+@contextmanager
+def _stops_cleanly() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP during a run: one line, and exit code 128 + the signal's
+    number (130, 143, 129). Typer alone would turn each into 130 and say nothing."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        errors.print(f"interrupted ({signal.Signals(signum).name}): what finished is kept",
+                     soft_wrap=True)
+        raise typer.Exit(128 + signum) from None
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -400,16 +359,14 @@ def _int_list(text: str | None, flag: str) -> list[int]:
 
 
 def main() -> None:
-    """Console entry point: a user's mistake is one line on stderr and exit code 2."""
+    """Console entry point: a user's mistake (a full disk too) is one line on stderr and
+    exit code 2. Interruptions: see ``_stops_cleanly``."""
     try:
         app()
     except UserError as exc:
         # soft_wrap: one line however narrow the terminal; no markup: messages hold [brackets]
         errors.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        errors.print("interrupted: finished backends are kept in the run directory")
-        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -151,10 +151,15 @@ def _run(command: Sequence[str], progress: Progress,
                             text=True)
     lines = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if line.strip():
-            progress(line.strip())
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.strip():
+                progress(line.strip())
+    except BaseException:  # Ctrl-C, SIGTERM: pip goes too
+        proc.kill()
+        proc.wait()
+        raise
     code = proc.wait()
     done = subprocess.CompletedProcess(command, code, "".join(lines), "")
     if check and code != 0:

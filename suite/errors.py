@@ -1,6 +1,9 @@
-"""The one exception a user's mistake raises: it renders as a single clear line."""
+"""The one exception a user's mistake raises (it renders as a single clear line), and the
+one a stop signal raises. Worker side: standard library only."""
 
 from __future__ import annotations
+
+import signal
 
 
 class UserError(Exception):
@@ -26,3 +29,23 @@ class SpecError(UserError):
 
 class DataError(UserError):
     """Data that does not fit the spec or cannot be read."""
+
+
+class DiskFull(UserError):
+    """A write that did not fit (no space, quota, file-size limit): it names the file, the
+    bytes it needed and what was left. Nothing half-written stays behind."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops a run as Ctrl-C does (SIGINT, SIGTERM, SIGHUP).
+
+    A KeyboardInterrupt, so that it takes Ctrl-C's path: the current worker is killed, the
+    run is marked interrupted and what finished is kept. The CLI exits with 128 + signum.
+    """
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__(self.signum)  # args hold the number: it pickles
+
+    def __str__(self) -> str:
+        return signal.Signals(self.signum).name

@@ -5,6 +5,12 @@ fresh interpreter (the main one, or the backend's own environment), the same thr
 settings, its own process group. The worker prints JSON progress events on stdout (one
 object a line) and diagnostics on stderr (kept in a log file); it is killed, whole, when
 it passes its time limit or when the harness is interrupted.
+
+A run stops the same way on Ctrl-C, SIGTERM (a CI time-out, ``kill``, a container that
+stops) and SIGHUP (a closed terminal): inside :class:`StopSignals` each raises
+``Interrupted``, a KeyboardInterrupt, and every worker still running is killed. A worker
+also dies with the suite when nothing could run in the suite (SIGKILL): see
+``suite.worker.die_with_parent``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 from suite import envs
-from suite.errors import UserError
+from suite.errors import Interrupted, UserError
 from suite.files import read_json, write_json
+from suite.worker import PARENT_VARIABLE
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -44,6 +52,7 @@ def worker_env(threads: int) -> dict[str, str]:
     env.update({var: str(threads) for var in THREAD_VARIABLES})
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     env["PYTHONUNBUFFERED"] = "1"
+    env[PARENT_VARIABLE] = str(os.getpid())  # a worker whose parent is gone ends itself
     return env
 
 
@@ -86,16 +95,15 @@ def watch(command: list[str], log: Path, env: dict[str, str], timeout_s: float,
     """
     events: queue.Queue = queue.Queue()
     with open(log, "w", encoding="utf-8") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True,
-                                env=env, start_new_session=True)
+        proc = start(command, err, env)
 
         def read() -> None:
             relay(proc, events.put)
             events.put(None)  # stdout closed: the worker has ended
 
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout_s
         try:
+            threading.Thread(target=read, daemon=True).start()
+            deadline = time.monotonic() + timeout_s
             while True:
                 try:
                     event = events.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -114,6 +122,9 @@ def watch(command: list[str], log: Path, env: dict[str, str], timeout_s: float,
         except BaseException:
             kill(proc)
             raise
+        finally:
+            with _lock:
+                _live.discard(proc)
 
 
 def run_worker(module: str, name: str, task: dict[str, Any], plan_dir: Path, work_dir: Path,
@@ -163,11 +174,16 @@ def relay(proc: subprocess.Popen, on_event: Callable[[dict[str, Any]], Any]) -> 
 
 def kill(proc: subprocess.Popen) -> None:
     """Kill a worker's whole process group (it was started with start_new_session)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _kill_group(proc)
     proc.wait()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def last_line(log: Path) -> str:
@@ -175,3 +191,91 @@ def last_line(log: Path) -> str:
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
              if line.strip()]
     return lines[-1] if lines else ""
+
+
+# ---------------------------------------------------------------------------- stopping
+
+#: the signals that stop a run as Ctrl-C does
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_lock = threading.Lock()
+_live: set[subprocess.Popen] = set()  # the workers running now, in any thread
+_stopping: int | None = None  # the signal that stopped the run: no worker starts after it
+_held: list[int] | None = None  # signals that came while the main thread started a worker
+
+
+def start(command: list[str], stderr: Any, env: dict[str, str]) -> subprocess.Popen:
+    """Start a worker in a process group of its own and count it among the live ones.
+
+    A stop signal that comes meanwhile waits until the worker is counted, so that no
+    worker escapes the kill; once a run is stopping, none starts.
+    """
+    global _held
+    main = threading.current_thread() is threading.main_thread()
+    with _lock:
+        if _stopping is not None:
+            raise Interrupted(_stopping)
+        if main:
+            _held = []
+        try:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                    env=env, start_new_session=True)
+            _live.add(proc)
+        finally:
+            held, _held = (_held or [], None) if main else ([], _held)
+    if held:
+        kill(proc)
+        with _lock:
+            _live.discard(proc)
+        raise Interrupted(held[0])
+    return proc
+
+
+def stop_all(signum: int = signal.SIGINT) -> None:
+    """Kill every live worker (each thread's) and start no more: a run is stopping."""
+    global _stopping
+    with _lock:
+        _stopping = signum
+        running = list(_live)
+    for proc in running:
+        _kill_group(proc)
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    if _held is not None:  # the main thread is starting a worker: see start()
+        _held.append(signum)
+        return
+    raise Interrupted(signum)
+
+
+class StopSignals:
+    """While it is entered, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` in the main
+    thread; on the way out by an exception, every live worker is killed.
+
+    Only signals left at their default are taken (one ignored under ``nohup``, or handled
+    by an embedding program, stays so); the previous handlers come back on the way out.
+    Outside the main thread no handler can be set, and it only kills on the way out.
+    """
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                handler = signal.getsignal(signum)
+                if handler in (signal.SIG_DFL, signal.default_int_handler):
+                    self.previous[signum] = signal.signal(signum, _raise_interrupted)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        global _stopping
+        try:
+            if error is not None:
+                stop_all(getattr(error, "signum", signal.SIGINT))
+        finally:
+            for signum, handler in self.previous.items():
+                signal.signal(signum, handler)
+            self.previous = {}
+            _stopping = None

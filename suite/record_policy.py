@@ -117,10 +117,15 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+#: the share of the budget that ``fit`` gives the record: the rest is for the run's other
+#: files (initial parameters, tables, report)
+RECORD_SHARE = 0.9
+
+
 def fit(total: int, step_bytes: int, budget: int, first: int = 50) -> Policy:
     """The policy that records as much as ``budget`` holds: every step if they fit; else
     the first steps (up to ``first``, at most half the budget), then every k-th."""
-    slots = budget // max(1, step_bytes)
+    slots = int(budget * RECORD_SHARE) // max(1, step_bytes)
     if slots >= total:
         return Policy()
     head = max(1, min(first, total, slots // 2))

@@ -15,8 +15,9 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -158,3 +159,9 @@ def _styled(value: Any, column: Column) -> tuple[str, str]:
 
 def _tsv_cell(value: Any) -> str:
     return " ".join(plain(value).replace("\t", " ").splitlines())
+
+
+#: the --format option of every command that lists rows
+FormatOption = Annotated[str | None, typer.Option(
+    "--format", metavar="FORMAT", help="table, tsv, csv or json. Default: table when stdout "
+    "is a terminal, else tsv (one row a line, tab-separated, a header line first).")]

@@ -5,6 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+#: the commands' standard output and standard error
+console = Console()
+errors = Console(stderr=True)
+
 VERDICT_STYLE = {"pass": "green", "known difference": "blue", "unsupported": "dim",
                  "fail": "bold red", "error": "bold magenta"}
 
@@ -34,3 +38,8 @@ def figure(value) -> str:
     if number != number:  # NaN: not measured
         return "–"
     return f"{number:,.0f}" if number >= 100 else f"{number:.3g}"
+
+
+def notes(fmt: str) -> Console:
+    """Where a command's notes go: stdout beside a table, stderr beside a program's rows."""
+    return console if fmt == "table" else errors

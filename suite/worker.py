@@ -7,8 +7,13 @@ Worker side: standard library and NumPy only, so it runs in other environments t
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +22,13 @@ from typing import Any
 import numpy as np
 
 from backends.base import Backend
+from suite.errors import DiskFull, UserError
 from suite.files import write_json
 from suite.spec import Spec
+
+#: the suite's process id, in each worker's environment (see die_with_parent)
+PARENT_VARIABLE = "FNN_SUITE_PARENT_PID"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def emit(**event: Any) -> None:
@@ -47,6 +57,51 @@ def unsupported_features(backend: Backend, spec: Spec, device: str) -> list[str]
     return reasons
 
 
+def die_with_parent() -> None:
+    """End this worker when the suite's process ends, however it ends (SIGKILL included).
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG);
+    elsewhere a thread looks at the parent's id every half second. If the parent is gone
+    already (before this could be set up), the worker ends at once.
+    """
+    expected = os.environ.get(PARENT_VARIABLE)
+    if expected is None:  # not started by the suite (a test, a debugging session)
+        return
+    parent = int(expected)
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            # NOTE: "parent" is the thread that started the worker; every feature starts
+            # a worker from a thread that outlives it (the caller's, or a pool's).
+            armed = ctypes.CDLL(None, use_errno=True).prctl(
+                _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if not _parent_alive(parent):
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_end_without_parent, args=(parent,), daemon=True).start()
+
+
+def _parent_alive(parent: int) -> bool:
+    """Whether the suite still runs (its child, or through a wrapper that forked)."""
+    if os.getppid() == parent:
+        return True
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        pass
+    return True
+
+
+def _end_without_parent(parent: int) -> None:
+    while _parent_alive(parent):
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def serve(run_fn: Callable[[Path, Path], dict[str, Any]], module: str,
           argv: list[str] | None = None) -> int:
     """``python -m MODULE PLAN_DIR OUT_DIR``: run, and write OUT_DIR/result.json always.
@@ -58,12 +113,21 @@ def serve(run_fn: Callable[[Path, Path], dict[str, Any]], module: str,
     if len(args) != 2:
         print(f"usage: python -m {module} PLAN_DIR OUT_DIR", file=sys.stderr)
         return 2
+    die_with_parent()
     plan_dir, out = Path(args[0]), Path(args[1])
     out.mkdir(parents=True, exist_ok=True)
     try:
         result = run_fn(plan_dir, out)
+    except UserError as exc:  # a full disk: its one line is the reason
+        result = {"status": "error", "reason": str(exc)}
+        if isinstance(exc, DiskFull):
+            result["disk_full"] = True
     except Exception as exc:
         traceback.print_exc()
         result = {"status": "error", "reason": describe_exception(exc)}
-    write_json(out / "result.json", result)
+    try:
+        write_json(out / "result.json", result)
+    except DiskFull as exc:  # the harness reads the log's last line instead
+        print(exc, file=sys.stderr)
+        return 1
     return 0

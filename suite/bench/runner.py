@@ -249,10 +249,12 @@ def _run_sizes(python: str, work: Path, log: Path, env: dict[str, str], size_tim
 def _read_rows(path: Path) -> dict[int, dict[str, Any]]:
     rows = {}
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
                 row = json.loads(line)
-                rows[row.pop("index")] = row
+            except json.JSONDecodeError:  # blank, or torn by a full disk: that size has none
+                continue
+            rows[row.pop("index")] = row
     return rows
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from suite import catalogue, data, envs, ledger, registry
 from suite.batches import epoch_orders
 from suite.errors import UserError
-from suite.files import write_json
+from suite.files import save_npz, write_json
 from suite.record_policy import Policy, fit, human_bytes, parse_policy, parse_size
 from suite.rundir import REFERENCE, BackendEntry, variant_name
 from suite.spec import Spec
@@ -140,7 +140,7 @@ def write_plan(folder: Path, spec: Spec, prepared: data.Prepared, params: dict,
     orders = epoch_orders(len(prepared.x), spec.training)
     arrays = {"x": prepared.x, "y": prepared.y, "orders": orders}
     arrays.update({f"params/{k}": v for k, v in params.items()})
-    np.savez(folder / "plan.npz", **arrays)
+    save_npz(folder / "plan.npz", arrays)
     write_json(folder / "plan.json", {
         "spec": spec.to_dict(), "device": options.device, "threads": threads,
         "timing": {"enabled": options.timing, "warmup": options.timing_warmup,

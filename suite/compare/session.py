@@ -4,7 +4,9 @@ the report.
 Backends run one after another, each in a fresh interpreter with the same thread
 settings, so no two frameworks share a process or are timed at once. A backend that
 crashes, raises or runs past its time limit is recorded as an error with its reason;
-the others go on, and every finished result is kept.
+the others go on, and every finished result is kept. A worker whose record did not fit on
+the disk is such an error too, and the run, once finished, raises ``DiskFull`` with its
+reason.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from suite import data, machine, registry, rundir
 from suite.batches import count_steps
 from suite.compare import comparison
 from suite.compare.plan import Options, Task, plan_record, plan_tasks, write_plan
-from suite.errors import UserError
+from suite.errors import DiskFull, UserError
 from suite.files import read_json, save_npz, write_json
 from suite.initializers import initial_params
 from suite.processes import (
@@ -68,8 +70,6 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
         "backends": entries, "ledger": [],
         "tolerances": comparison.TOLERANCES[spec.training.dtype],
     }
-    (run_dir / "workers").mkdir()
-    save_npz(run_dir / "initial_params.npz", params)
     _run_workers(run_dir, record, spec, prepared, params, tasks, options, record_plan.policy,
                  on_event)
     return run_dir
@@ -128,7 +128,11 @@ def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: da
                  params: dict, tasks: list[Task], options: Options, policy: Policy,
                  on_event: ProgressFn) -> None:
     """One worker process per task, one after another; run.json after each."""
+    disk_full: list[str] = []  # the workers' reasons, when a full disk was one
     with Session(run_dir, record, finish_and_point_latest, prefix=SCRATCH_PREFIX) as session:
+        if not (run_dir / "initial_params.npz").exists():  # a new run, not a resumed one
+            save_npz(run_dir / "initial_params.npz", params)
+        (run_dir / "workers").mkdir(exist_ok=True)
         threads = record["threads"]
         write_plan(session.scratch, spec, prepared, params, options, threads, policy)
         env = worker_env(threads)
@@ -142,6 +146,12 @@ def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: da
                 session.scratch, session.scratch / task.name,
                 rundir.worker_log(run_dir, task.name), env, options.timeout_s, on_event)
             result.setdefault("backend", task.name)
+            if result.get("reason"):  # name the record's place in the run, not the scratch's
+                result["reason"] = result["reason"].replace(
+                    str(session.scratch / task.name / rundir.RECORD),
+                    str(rundir.record_dir(run_dir, task.name)))
+            if result.pop("disk_full", False):
+                disk_full.append(result["reason"])
             result["wall_s"] = time.perf_counter() - started
             rundir.adopt_worker_files(run_dir, session.scratch / task.name, task.name)
             write_json(rundir.worker_result(run_dir, task.name), result)
@@ -149,6 +159,8 @@ def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: da
             session.save()
             on_event(task.name, {"phase": "done", "status": result["status"],
                                  "reason": result.get("reason")})
+    if disk_full:  # the run is whole, but a backend's record did not fit: not a pass
+        raise DiskFull(disk_full[0])
 
 
 def backend_entry(task: Task, result: dict[str, Any]) -> BackendEntry:

@@ -24,6 +24,7 @@ import numpy as np
 
 from backends.base import Backend, Params, dense_names
 from suite import batches, record, registry
+from suite.errors import DiskFull
 from suite.record_policy import EVERY_STEP, Policy
 from suite.spec import Spec, from_dict
 from suite.worker import (
@@ -164,6 +165,8 @@ def run_lockstep(backend: Backend, plan: Job, out: Path,
                 break
             if step.index % every == 0 or step.index == len(steps) - 1:
                 emit(phase="lockstep", step=step.index + 1, total=len(steps))
+    except DiskFull:
+        raise  # the worker's one line: this backend's reason
     except Exception as exc:
         traceback.print_exc()
         status = "error"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ import pandas as pd
 
 from suite import catalogue, envs, ledger, machine, processes, registry
 from suite.compare import comparison
-from suite.files import write_json
+from suite.files import save_npz, write_json
 from suite.initializers import initial_params
 from suite.kit import battery
 from suite.kit.battery import Probe
@@ -130,7 +131,7 @@ def write_plan(folder: Path, jobs: dict[tuple[str, str], _Job], options: KitOpti
         for name, value in initial_params(job.spec).items():
             arrays[f"{job.id}/params/{name}"] = value.astype(job.dtype)
         meta["jobs"][job.id] = {"spec": job.spec.to_dict(), "probe": job.probe.label}
-    np.savez(folder / "plan.npz", **arrays)
+    save_npz(folder / "plan.npz", arrays)
     write_json(folder / "plan.json", meta)
 
 
@@ -203,36 +204,51 @@ def check_backends(names: Sequence[str], options: KitOptions = KitOptions(),
     env = processes.worker_env(threads)
     distinct = list({job.id: job for job in jobs.values()})
     scratch = Path(tempfile.mkdtemp(prefix="fnn-suite-kit-"))
-    try:
-        (scratch / "plan").mkdir()
-        write_plan(scratch / "plan", jobs, options, threads)
-        ref_runs = [{"run": job_id, "job": job_id} for job_id in distinct]
-        for name in targets:
-            ref_runs += _variant_runs(jobs, name)
-        on_event(REFERENCE, {"phase": "start", "total": len(ref_runs)})
-        ref_dir, ref_result = _run_worker(REFERENCE, registry.resolve(REFERENCE), ref_runs,
-                                          scratch, env, options, on_event)
-        on_event(REFERENCE, {"phase": "done", "status": ref_result["status"]})
-        def battery_of(name: str) -> tuple[Path, dict[str, Any]]:
+    with processes.StopSignals():  # Ctrl-C, SIGTERM, SIGHUP: every worker goes
+        try:
+            (scratch / "plan").mkdir()
+            write_plan(scratch / "plan", jobs, options, threads)
+            ref_runs = [{"run": job_id, "job": job_id} for job_id in distinct]
+            for name in targets:
+                ref_runs += _variant_runs(jobs, name)
+            on_event(REFERENCE, {"phase": "start", "total": len(ref_runs)})
+            ref_dir, ref_result = _run_worker(REFERENCE, registry.resolve(REFERENCE),
+                                              ref_runs, scratch, env, options, on_event)
+            on_event(REFERENCE, {"phase": "done", "status": ref_result["status"]})
             runs = [{"run": job_id, "job": job_id} for job_id in distinct]
-            on_event(name, {"phase": "start", "total": len(runs)})
-            done = _run_worker(name, targets[name], runs, scratch, env, options, on_event,
-                               env_specs[name])
-            on_event(name, {"phase": "done", "status": done[1]["status"],
-                            "reason": done[1].get("reason")})
-            return done
-
-        with ThreadPoolExecutor(max(1, options.workers)) as pool:
-            finished = dict(zip(targets, pool.map(battery_of, targets), strict=True))
-        cells: list[dict] = []
-        versions = {}
-        for name, (folder, result) in finished.items():
-            versions[name] = result.get("versions", {})
-            cells += _compare(name, jobs, folder, result, ref_dir, ref_result)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            finished = _batteries(targets, env_specs, runs, scratch, env, options, on_event)
+            cells: list[dict] = []
+            versions = {}
+            for name, (folder, result) in finished.items():
+                versions[name] = result.get("versions", {})
+                cells += _compare(name, jobs, folder, result, ref_dir, ref_result)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     frame = pd.DataFrame(cells, columns=CELL_COLUMNS)
     return KitResult(frame, versions, probes, options, threads, comparison.applied_entries(frame))
+
+
+def _batteries(targets: dict[str, str], env_specs: dict[str, envs.EnvSpec | None],
+               runs: list[dict], scratch: Path, env: dict[str, str], options: KitOptions,
+               on_event: ProgressFn) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Each backend's battery worker, ``options.workers`` of them side by side."""
+
+    def battery_of(name: str) -> tuple[Path, dict[str, Any]]:
+        on_event(name, {"phase": "start", "total": len(runs)})
+        done = _run_worker(name, targets[name], runs, scratch, env, options, on_event,
+                           env_specs[name])
+        on_event(name, {"phase": "done", "status": done[1]["status"],
+                        "reason": done[1].get("reason")})
+        return done
+
+    pool = ThreadPoolExecutor(max(1, options.workers))
+    try:
+        return dict(zip(targets, pool.map(battery_of, targets), strict=True))
+    except BaseException as exc:  # Ctrl-C, SIGTERM: the pool's workers go before it waits
+        processes.stop_all(getattr(exc, "signum", signal.SIGINT))
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _load(folder: Path, name: str) -> comparison.Lockstep | None:

@@ -7,6 +7,8 @@ Each wraps the NumPy reference and breaks one thing. Loaded by module path
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
 import time
 
 import numpy as np
@@ -170,4 +172,30 @@ class HangOnceBackend(NumpyBackend):
     def build(self, spec, params, dtype, device):
         while os.environ.get("FNN_SUITE_TEST_HANG"):
             time.sleep(3600)
+        return super().build(spec, params, dtype, device)
+
+
+class PidHangingBackend(NumpyBackend):
+    """Starts a child process of its own, writes "WORKER_PID CHILD_PID" to the file that
+    $FNN_TEST_PID_FILE names, then hangs in build: a worker to signal, or to orphan."""
+
+    name = "pid-hanging"
+
+    def build(self, spec, params, dtype, device):
+        child = subprocess.Popen(["sleep", "3600"])
+        path = os.environ["FNN_TEST_PID_FILE"]
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()} {child.pid}\n")
+        os.replace(path + ".tmp", path)
+        time.sleep(3600)
+
+
+class FullDiskBackend(NumpyBackend):
+    """Its worker may write no file over 4 kB (RLIMIT_FSIZE): a disk full for one worker."""
+
+    name = "full-disk"
+
+    def build(self, spec, params, dtype, device):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(
+            resource.RLIMIT_FSIZE)[1]))
         return super().build(spec, params, dtype, device)
