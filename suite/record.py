@@ -119,28 +119,42 @@ def _read(archive, key: str, path: Path) -> np.ndarray:
         raise DamagedRecord(f"cannot read {key} ({_reason(exc)})", where=str(path)) from None
 
 
+class Shards:
+    """The shard in use, read whole (at most :data:`SHARD_BYTES` of arrays): a record's
+    steps are read in order, so each shard is read once, and a record of one shard (a
+    short run's) is read once however often it is compared."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, path: Path) -> dict[str, np.ndarray]:
+        if path != self.path:
+            self.close()
+            with _open(path) as archive:
+                self.arrays = {key: _read(archive, key, path) for key in archive.files}
+            self.path = path
+        return self.arrays
+
+    def close(self) -> None:
+        self.path, self.arrays = None, {}
+
+
 class Stored(Mapping):
     """One kind (grads or params) of a record, keyed ``<step>/<tensor>``, read lazily:
-    a step's arrays come from its shard when asked for. Shards open one at a time."""
+    a step's arrays come from its shard when asked for."""
 
     def __init__(self, kind: str, files: dict[int, Path], tensors: list[str],
-                 prefix: bool = True):
+                 prefix: bool = True, shards: Shards | None = None):
         self.kind, self.files, self.tensors, self.prefix = kind, files, tensors, prefix
-        self._path: Path | None = None
-        self._archive = None
-
-    def _shard(self, path: Path):
-        if path != self._path:
-            self.close()
-            self._archive, self._path = _open(path), path
-        return self._archive
+        self.shards = shards or Shards()
 
     def __getitem__(self, key: str) -> np.ndarray:
         step = int(key.split("/", 1)[0])
         if step not in self.files:
             raise KeyError(key)
-        path = self.files[step]
-        return _read(self._shard(path), f"{self.kind}/{key}" if self.prefix else key, path)
+        arrays = self.shards.get(self.files[step])
+        return arrays[f"{self.kind}/{key}" if self.prefix else key]
 
     def __iter__(self) -> Iterator[str]:
         return (f"{step}/{t}" for step in sorted(self.files) for t in self.tensors)
@@ -153,9 +167,7 @@ class Stored(Mapping):
         return sorted(self.files)
 
     def close(self) -> None:
-        if self._archive is not None:
-            self._archive.close()
-        self._archive = self._path = None
+        self.shards.close()
 
 
 @dataclass
@@ -191,7 +203,9 @@ def read(folder: Path) -> Record:
     files = {step: folder / shard["file"] for shard in index["shards"]
              for step in shard["steps"]}
     tensors = list(index["tensors"])
-    return Record(Stored("grads", files, tensors), Stored("params", files, tensors),
+    shards = Shards()  # grads and params share their shards
+    return Record(Stored("grads", files, tensors, shards=shards),
+                  Stored("params", files, tensors, shards=shards),
                   read_outputs(folder / OUTPUTS), Policy.from_dict(index.get("policy")),
                   bool(index.get("complete")))
 
