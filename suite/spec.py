@@ -303,14 +303,7 @@ def _check_output(r: FieldReader, layers: tuple[Layer, ...], loss: Component) ->
 
 
 def _training(r: FieldReader, raw: Any) -> Training:
-    if not isinstance(raw, dict):
-        r.fail(("training",), f"expected a table. Received: {raw!r}")
-    defaults = dataclasses.asdict(Training())
-    for key in raw:
-        if key not in defaults:
-            r.fail(("training", key), f"unknown training field {key!r}; expected: "
-                                      f"{', '.join(defaults)}")
-    values = {**defaults, **raw}
+    values = r.table(raw, "training", dataclasses.asdict(Training()), "a table")
     path = ("training",)
     for key in ("batch_size", "epochs"):
         values[key] = r.number(values[key], path + (key,), integer=True)
@@ -329,13 +322,7 @@ def _training(r: FieldReader, raw: Any) -> Training:
 def _data(r: FieldReader, raw: Any) -> DataSource:
     if isinstance(raw, str):
         raw = {"name": raw}
-    if not isinstance(raw, dict):
-        r.fail(("data",), f"expected a table with 'name'. Received: {raw!r}")
-    defaults = dataclasses.asdict(DataSource())
-    for key in raw:
-        if key not in defaults:
-            r.fail(("data", key), f"unknown data field {key!r}; expected: {', '.join(defaults)}")
-    values = {**defaults, **raw}
+    values = r.table(raw, "data", dataclasses.asdict(DataSource()), "a table with 'name'")
     if not isinstance(values["name"], str) or not values["name"]:
         r.fail(("data", "name"), f"expected a dataset name or file path. "
                                  f"Received: {values['name']!r}")
@@ -365,14 +352,8 @@ def _bench(r: FieldReader, raw: Any) -> Bench:
 
 
 def _recording(r: FieldReader, raw: Any) -> Recording:
-    if not isinstance(raw, dict):
-        r.fail(("record",), f"expected a table of steps and budget. Received: {raw!r}")
-    defaults = dataclasses.asdict(Recording())
-    for key in raw:
-        if key not in defaults:
-            r.fail(("record", key), f"unknown record field {key!r}; expected: "
-                                    f"{', '.join(defaults)}")
-    values = {**defaults, **raw}
+    values = r.table(raw, "record", dataclasses.asdict(Recording()),
+                     "a table of steps and budget")
     for key, parse in (("steps", parse_policy), ("budget", parse_size)):
         value = values[key]
         if key == "budget" and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -28,6 +28,18 @@ class FieldReader:
     def fail(self, path: tuple[str | int, ...], message: str, hint: str | None = None):
         raise SpecError(message, where=self.where(path), hint=hint)
 
+    def table(self, raw: Any, section: str, defaults: dict[str, Any],
+              expected: str) -> dict[str, Any]:
+        """A section's table (``[training]``, ``[data]``, ...) with its defaults filled in;
+        a value that is no table, or a field it does not have, says where."""
+        if not isinstance(raw, dict):
+            self.fail((section,), f"expected {expected}. Received: {raw!r}")
+        for key in raw:
+            if key not in defaults:
+                self.fail((section, key), f"unknown {section} field {key!r}; expected: "
+                                          f"{', '.join(defaults)}")
+        return {**defaults, **raw}
+
     def number(self, value: Any, path, *, integer: bool = False, minimum: float | None = None,
                positive: bool = False) -> Any:
         kind = "an integer" if integer else "a number"
