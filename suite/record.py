@@ -32,7 +32,6 @@ FORMAT = 1
 #: a shard is written once its arrays pass this size: large enough that a shard's
 #: header and rename cost nothing, small enough that a worker holds little
 SHARD_BYTES = 64 << 20
-KINDS = ("grads", "params")
 
 
 class DamagedRecord(UserError):
@@ -113,8 +112,6 @@ def _reason(exc: BaseException) -> str:
 def _read(archive, key: str, path: Path) -> np.ndarray:
     try:
         return archive[key]
-    except KeyError:
-        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DamagedRecord(f"cannot read {key} ({_reason(exc)})", where=str(path)) from None
 
@@ -232,14 +229,20 @@ def read_outputs(path: Path) -> np.ndarray | None:
 
 
 def read_run(run_dir: Path, name: str, expected: bool = True) -> Record:
-    """Backend ``name``'s record in a run directory, in whichever format the suite wrote.
-    A backend that recorded nothing (unsupported, or it failed before its first step) has
-    an empty record; where ``expected`` (its result says it trained), none is damage."""
+    """Backend ``name``'s record in a run directory, in whichever format the suite wrote
+    (see :func:`read_folder` for ``expected``)."""
     folder = rundir.record_dir(run_dir, name)
+    if not folder.exists() and rundir.array_file(run_dir, "grads", name).exists():
+        return read_legacy(*(rundir.array_file(run_dir, kind, name) for kind in rundir.ARRAYS))
+    return read_folder(folder, expected)
+
+
+def read_folder(folder: Path, expected: bool = True) -> Record:
+    """The record in ``folder``. A backend that recorded nothing (unsupported, or it failed
+    before its first step) has an empty record; where ``expected`` (its result says it
+    trained), none is damage."""
     if folder.exists():
         return read(folder)
-    if rundir.array_file(run_dir, "grads", name).exists():
-        return read_legacy(*(rundir.array_file(run_dir, kind, name) for kind in rundir.ARRAYS))
     if expected:
         raise DamagedRecord("missing lockstep record", where=str(folder))
     return empty()

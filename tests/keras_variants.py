@@ -61,7 +61,7 @@ def check_battery(name: str) -> None:
     # NOTE: first-step gradients within a few float32 roundings. initializer:ones makes
     # every hidden unit the same, so each gradient is a sum of equal terms whose rounding
     # depends on the order XLA picks for this CPU: 1.1e-5 for keras-jax on one of this
-    # project's machines (2026-12), under 1e-6 on another; every other probe is under 1.2e-6.
+    # project's machines (2026-12), under 1e-5 on the CI's; every other probe under 1.2e-6.
     grads = f32[f32.check == "gradients"]
     symmetric = grads.probe == "initializer:ones"
     assert grads[~symmetric].rel_l2_error.max() < 1e-5

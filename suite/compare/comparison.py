@@ -83,17 +83,19 @@ class Lockstep:
         """One backend of a run directory (workers/<name>.json and its record); raises
         DamagedRecord naming the file that cannot be read."""
         result = _read_result(rundir.worker_result(run_dir, name))
-        trained = bool(result.get("lockstep", {}).get("losses"))
-        return cls(name, result, record_files.read_run(run_dir, name, expected=trained))
+        return cls(name, result, record_files.read_run(run_dir, name, _trained(result)))
 
     @classmethod
     def from_folder(cls, folder: Path, name: str) -> Lockstep:
         """One job of the conformance kit: result.json and its record."""
         result = _read_result(folder / "result.json")
-        stored = folder / rundir.RECORD
-        trained = bool(result.get("lockstep", {}).get("losses"))
-        return cls(name, result, record_files.read(stored) if stored.exists() or trained
-                   else record_files.empty())
+        return cls(name, result, record_files.read_folder(folder / rundir.RECORD,
+                                                          _trained(result)))
+
+
+def _trained(result: dict) -> bool:
+    """Whether a worker's result says its lockstep run took a step (so left a record)."""
+    return bool(result.get("lockstep", {}).get("losses"))
 
 
 def _read_result(path: Path) -> dict:
