@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from suite import envs
+from suite import envs, isolation
 from suite.errors import Interrupted, UserError
 from suite.files import read_json, write_json
 from suite.worker import PARENT_VARIABLE
@@ -52,19 +52,27 @@ def worker_env(threads: int) -> dict[str, str]:
     env.update({var: str(threads) for var in THREAD_VARIABLES})
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     env["PYTHONUNBUFFERED"] = "1"
+    # NOTE: one hash seed for every worker (unless the user chose one): the same set and
+    # dict iteration orders in every run, so a framework's graph rewrites run in the same
+    # order each time. Theano 1.0.5 also puts a str hash into DimShuffle's compile-cache
+    # key, so with a random seed it runs g++ again in every process (docs/performance.md,
+    # section "Theano: one hash seed").
+    env.setdefault("PYTHONHASHSEED", "0")
     env[PARENT_VARIABLE] = str(os.getpid())  # a worker whose parent is gone ends itself
     return env
 
 
 def interpreter(name: str, spec: envs.EnvSpec | None, env: dict[str, str],
-                on_event: ProgressFn) -> tuple[str, dict[str, str]]:
+                on_event: ProgressFn, target: str | None = None) -> tuple[str, dict[str, str]]:
     """The Python and the environment variables a backend's worker runs with.
 
-    The main interpreter, or the backend's own environment (built on first use, with
-    progress events), whose PYTHONPATH holds a fresh copy of the worker side only.
+    The main interpreter, where the worker of ``target`` hides the packages its framework
+    does not need (suite.isolation), or the backend's own environment (built on first
+    use, with progress events), whose PYTHONPATH holds a fresh copy of the worker side
+    only.
     """
     if spec is None:
-        return sys.executable, env
+        return sys.executable, {**env, **(isolation.worker_variables(target) if target else {})}
     if not spec.path.exists():
         on_event(name, {"phase": "env", "message": f"building environment {spec.name}"})
     python = envs.ensure(spec, lambda line: on_event(name, {"phase": "env", "message": line}))
@@ -153,7 +161,7 @@ def run_backend_worker(module: str, name: str, env_spec: envs.EnvSpec | None,
     """:func:`run_worker` in the backend's own interpreter; a backend whose environment
     cannot be had gets an error result with the reason, like any other failure."""
     try:
-        python, env = interpreter(name, env_spec, env, on_event)
+        python, env = interpreter(name, env_spec, env, on_event, task["backend"]["target"])
     except UserError as exc:
         return {"status": "error", "reason": str(exc)}
     return run_worker(module, name, task, plan_dir, work_dir, log, env, timeout_s, on_event,

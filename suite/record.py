@@ -4,7 +4,8 @@ step at a time, so that neither the worker nor the comparison holds a whole run.
 
     <folder>/record.json       the index: format, tensors, the steps of each finished shard
     <folder>/outputs.npz       the outputs on the first batch before training
-    <folder>/part-00000.npz    grads/<step>/<tensor>, params/<step>/<tensor>
+    <folder>/part-00000.npz    steps (the shard's step numbers), and for each tensor its
+                               arrays at those steps stacked: grads/<tensor>, params/<tensor>
 
 The index is rewritten after each shard, so a worker that dies keeps every finished
 shard. Which steps are recorded is a policy (suite.record_policy). Worker side: standard
@@ -28,7 +29,10 @@ from suite.record_policy import Policy
 
 INDEX = "record.json"
 OUTPUTS = "outputs.npz"
-FORMAT = 1
+#: 2: a shard holds one stacked array a tensor (a few NPZ members, read fast); 1, still
+#: read: one member a step and tensor (grads/<step>/<tensor>), whose headers took most of
+#: a comparison's reading time (docs/performance.md, "Lockstep records")
+FORMAT = 2
 #: a shard is written once its arrays pass this size: large enough that a shard's
 #: header and rename cost nothing, small enough that a worker holds little
 SHARD_BYTES = 64 << 20
@@ -49,7 +53,7 @@ class Writer:
         self.folder, self.tensors, self.policy, self.total = folder, tensors, policy, total
         self.shard_bytes = shard_bytes
         self.shards: list[dict[str, Any]] = []
-        self._pending: dict[str, np.ndarray] = {}
+        self._pending: dict[str, list[np.ndarray]] = {}
         self._steps: list[int] = []
         self._bytes = 0
         folder.mkdir(parents=True, exist_ok=True)
@@ -66,7 +70,7 @@ class Writer:
         for kind, arrays in (("grads", grads), ("params", params)):
             for name in self.tensors:
                 copy = np.array(arrays[name], copy=True)
-                self._pending[f"{kind}/{step}/{name}"] = copy
+                self._pending.setdefault(f"{kind}/{name}", []).append(copy)
                 self._bytes += copy.nbytes
         self._steps.append(step)
         if self._bytes >= self.shard_bytes:
@@ -76,7 +80,10 @@ class Writer:
         if not self._steps:
             return
         name = f"part-{len(self.shards):05d}.npz"
-        save_npz(self.folder / name, self._pending)
+        stacked = {key: np.stack(arrays) for key, arrays in self._pending.items()}
+        self._pending = {}  # the copies go as soon as they are stacked
+        save_npz(self.folder / name, {"steps": np.asarray(self._steps, dtype=np.int64),
+                                      **stacked})
         self.shards.append({"file": name, "steps": self._steps})
         self._pending, self._steps, self._bytes = {}, [], 0
         self._write_index(complete=False)
@@ -124,17 +131,25 @@ class Shards:
     def __init__(self) -> None:
         self.path: Path | None = None
         self.arrays: dict[str, np.ndarray] = {}
+        self.rows: dict[int, int] = {}  # step -> its row in the stacked arrays (format 2)
 
     def get(self, path: Path) -> dict[str, np.ndarray]:
         if path != self.path:
             self.close()
             with _open(path) as archive:
                 self.arrays = {key: _read(archive, key, path) for key in archive.files}
+            if "steps" in self.arrays:
+                self.rows = {int(step): row for row, step in enumerate(self.arrays["steps"])}
             self.path = path
         return self.arrays
 
+    def row(self, step: int) -> int:
+        if step not in self.rows:
+            raise DamagedRecord(f"step {step} is not in the record file", where=str(self.path))
+        return self.rows[step]
+
     def close(self) -> None:
-        self.path, self.arrays = None, {}
+        self.path, self.arrays, self.rows = None, {}, {}
 
 
 class Stored(Mapping):
@@ -142,16 +157,21 @@ class Stored(Mapping):
     a step's arrays come from its shard when asked for."""
 
     def __init__(self, kind: str, files: dict[int, Path], tensors: list[str],
-                 prefix: bool = True, shards: Shards | None = None):
-        self.kind, self.files, self.tensors, self.prefix = kind, files, tensors, prefix
+                 layout: str = "stacked", shards: Shards | None = None):
+        # layout: "stacked" (format 2), "per-step" (format 1) or "legacy" (one NPZ a kind)
+        self.kind, self.files, self.tensors, self.layout = kind, files, tensors, layout
         self.shards = shards or Shards()
 
     def __getitem__(self, key: str) -> np.ndarray:
-        step = int(key.split("/", 1)[0])
+        step_text, _, tensor = key.partition("/")
+        step = int(step_text)
         if step not in self.files:
             raise KeyError(key)
         arrays = self.shards.get(self.files[step])
-        return arrays[f"{self.kind}/{key}" if self.prefix else key]
+        if self.layout == "stacked":
+            return _member(arrays, f"{self.kind}/{tensor}", self.shards)[self.shards.row(step)]
+        return _member(arrays, f"{self.kind}/{key}" if self.layout == "per-step" else key,
+                       self.shards)
 
     def __iter__(self) -> Iterator[str]:
         return (f"{step}/{t}" for step in sorted(self.files) for t in self.tensors)
@@ -165,6 +185,12 @@ class Stored(Mapping):
 
     def close(self) -> None:
         self.shards.close()
+
+
+def _member(arrays: dict[str, np.ndarray], key: str, shards: Shards) -> np.ndarray:
+    if key not in arrays:
+        raise DamagedRecord(f"{key} is not in the record file", where=str(shards.path))
+    return arrays[key]
 
 
 @dataclass
@@ -200,9 +226,10 @@ def read(folder: Path) -> Record:
     files = {step: folder / shard["file"] for shard in index["shards"]
              for step in shard["steps"]}
     tensors = list(index["tensors"])
+    layout = "stacked" if index.get("format", 1) >= 2 else "per-step"
     shards = Shards()  # grads and params share their shards
-    return Record(Stored("grads", files, tensors, shards=shards),
-                  Stored("params", files, tensors, shards=shards),
+    return Record(Stored("grads", files, tensors, layout, shards),
+                  Stored("params", files, tensors, layout, shards),
                   read_outputs(folder / OUTPUTS), Policy.from_dict(index.get("policy")),
                   bool(index.get("complete")))
 
@@ -217,7 +244,7 @@ def read_legacy(grads: Path, params: Path, outputs: Path) -> Record:
                 keys = list(archive.files)
         steps = {int(k.split("/", 1)[0]) for k in keys}
         tensors = list(dict.fromkeys(k.split("/", 1)[1] for k in keys))
-        stores.append(Stored(kind, dict.fromkeys(steps, path), tensors, prefix=False))
+        stores.append(Stored(kind, dict.fromkeys(steps, path), tensors, "legacy"))
     return Record(stores[0], stores[1], read_outputs(outputs), Policy(), True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -28,6 +29,10 @@ from suite.spec import Spec
 
 #: the suite's process id, in each worker's environment (see die_with_parent)
 PARENT_VARIABLE = "FNN_SUITE_PARENT_PID"
+#: the distributions this worker hides, and their top-level modules, comma-separated
+#: (see suite.isolation, which names them)
+HIDDEN_DISTRIBUTIONS = "FNN_SUITE_HIDDEN_DISTRIBUTIONS"
+HIDDEN_MODULES = "FNN_SUITE_HIDDEN_MODULES"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -102,6 +107,55 @@ def _end_without_parent(parent: int) -> None:
     os._exit(1)
 
 
+def canonical_name(distribution: str) -> str:
+    """A distribution's name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+class _Hiding:
+    """A finder of ``sys.meta_path`` that finds nothing of the hidden distributions.
+
+    Every finder is wrapped, so that each way a framework probes for an optional package
+    answers "not installed": an import fails with ModuleNotFoundError,
+    ``importlib.util.find_spec`` returns None, and ``importlib.metadata`` finds no
+    distribution (torch reads optree's version before it imports it).
+    """
+
+    def __init__(self, finder: Any, modules: frozenset[str], distributions: frozenset[str]):
+        self._finder, self._modules, self._distributions = finder, modules, distributions
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname.partition(".")[0] in self._modules:
+            return None
+        return self._finder.find_spec(fullname, path, target)
+
+    def find_distributions(self, context: Any = None) -> Any:
+        found = getattr(self._finder, "find_distributions", None)
+        if found is None:
+            return
+        name = getattr(context, "name", None)
+        if name is not None and canonical_name(name) in self._distributions:
+            return
+        for dist in found() if context is None else found(context):
+            if canonical_name(dist.metadata["Name"] or "") not in self._distributions:
+                yield dist
+
+    def __getattr__(self, name: str) -> Any:  # invalidate_caches, ...
+        return getattr(self._finder, name)
+
+
+def hide_distributions() -> None:
+    """Hide what the harness named in this worker's environment, if anything."""
+    def names(variable: str) -> frozenset[str]:
+        return frozenset(n for n in os.environ.get(variable, "").split(",") if n)
+
+    modules, distributions = names(HIDDEN_MODULES), names(HIDDEN_DISTRIBUTIONS)
+    if modules or distributions:
+        sys.meta_path[:] = [_Hiding(finder, modules, distributions)
+                            if hasattr(finder, "find_spec") else finder
+                            for finder in sys.meta_path]
+
+
 def serve(run_fn: Callable[[Path, Path], dict[str, Any]], module: str,
           argv: list[str] | None = None) -> int:
     """``python -m MODULE PLAN_DIR OUT_DIR``: run, and write OUT_DIR/result.json always.
@@ -114,6 +168,7 @@ def serve(run_fn: Callable[[Path, Path], dict[str, Any]], module: str,
         print(f"usage: python -m {module} PLAN_DIR OUT_DIR", file=sys.stderr)
         return 2
     die_with_parent()
+    hide_distributions()
     plan_dir, out = Path(args[0]), Path(args[1])
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -121,6 +121,48 @@ def test_a_truncated_shard_is_named(tmp_path):
         stored.grads["2/dense_0/bias"]
 
 
+def test_a_shard_holds_a_few_stacked_arrays_and_format_1_shards_still_read(tmp_path):
+    writer = record.Writer(tmp_path / "new", TENSORS, Policy(), 5)
+    for step in range(5):
+        writer.add(step, *step_arrays(step))
+    writer.close()
+    with np.load(tmp_path / "new" / "part-00000.npz") as shard:
+        assert sorted(shard.files) == sorted(["steps", *(f"{kind}/{t}" for kind in
+                                                         ("grads", "params") for t in TENSORS)])
+        assert shard["grads/dense_0/kernel"].shape == (5, 30, 40)
+    # format 1, as the suite wrote it before: one member a step and tensor
+    old = tmp_path / "old"
+    old.mkdir()
+    arrays = {}
+    for step in range(5):
+        grads, params = step_arrays(step)
+        arrays.update({f"grads/{step}/{t}": grads[t] for t in TENSORS})
+        arrays.update({f"params/{step}/{t}": params[t] for t in TENSORS})
+    np.savez(old / "part-00000.npz", **arrays)
+    (old / record.INDEX).write_text(json.dumps({
+        "format": 1, "tensors": TENSORS, "policy": Policy().to_dict(), "steps_planned": 5,
+        "complete": True, "shards": [{"file": "part-00000.npz", "steps": list(range(5))}]}))
+    new_record, old_record = record.read(tmp_path / "new"), record.read(old)
+    for kind in ("grads", "params"):
+        a, b = getattr(new_record, kind), getattr(old_record, kind)
+        assert list(a) == list(b) and len(a) == 10
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_a_step_the_index_promises_but_its_shard_lacks_is_named(tmp_path):
+    writer = record.Writer(tmp_path / "rec", TENSORS, Policy(), 3)
+    for step in range(3):
+        writer.add(step, *step_arrays(step))
+    writer.close()
+    index = json.loads((tmp_path / "rec" / record.INDEX).read_text())
+    index["shards"][0]["steps"].append(7)
+    (tmp_path / "rec" / record.INDEX).write_text(json.dumps(index))
+    stored = record.read(tmp_path / "rec")
+    with pytest.raises(record.DamagedRecord, match=r"part-00000\.npz: step 7 is not in"):
+        stored.grads["7/dense_0/bias"]
+
+
 def test_the_python_api_reads_both_formats(tmp_path):
     from report_fixture import build_run
 

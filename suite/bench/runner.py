@@ -105,7 +105,7 @@ def run(spec: Spec, sizes: list[Size], options: BenchOptions,
             on_event(backend.name, {"phase": "start", "role": "backend", "total": len(sizes)})
             try:
                 python, task_env = processes.interpreter(backend.name, backend.env, env,
-                                                         on_event)
+                                                         on_event, backend.target)
             except UserError as exc:  # its environment could not be built
                 info = {"status": "error", "reason": str(exc)}
                 found = error_rows(backend.name, spec, sizes, info["reason"])

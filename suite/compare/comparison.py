@@ -9,7 +9,9 @@ pandas out; ``write_tables`` stores them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -199,9 +201,20 @@ def verdict(backend: str, check: str, rows: pd.DataFrame, status: str, reason: s
 def verdicts(backend: str, rows: list[ComparisonRow], status: str, reason: str | None,
              entries: list[str]) -> list[SummaryRow]:
     """One verdict per check (rundir.CHECKS) from a backend's comparison rows."""
-    frame = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    frame = table(rows, COMPARISON_COLUMNS)
     return [verdict(backend, check, select(frame), status, reason, entries)
             for check, select in CHECK_ROWS.items()]
+
+
+def table(rows: list, columns: Sequence[str]) -> pd.DataFrame:
+    """A frame of dataclass rows, one column a field.
+
+    NOTE: pandas turns dataclasses into dicts with dataclasses.asdict, a deep copy of
+    every row: 0.4 s for a default run's 14,000 comparison rows, against 0.03 s from
+    tuples.
+    """
+    values = attrgetter(*columns)
+    return pd.DataFrame([values(row) for row in rows], columns=list(columns))
 
 
 @dataclass
@@ -260,8 +273,8 @@ def build_tables(run_dir: Path) -> Tables:
         summary += verdicts(name, rows, status, reason, applicable)
     return Tables(
         losses=_losses(loaded, entries),
-        comparison=pd.DataFrame(comparison, columns=COMPARISON_COLUMNS),
-        summary=pd.DataFrame(summary, columns=SUMMARY_COLUMNS),
+        comparison=table(comparison, COMPARISON_COLUMNS),
+        summary=table(summary, SUMMARY_COLUMNS),
         timing=_timing(loaded, entries, run["threads"]),
     )
 
@@ -290,7 +303,7 @@ def _timing(loaded: dict[str, Lockstep], entries: dict[str, BackendEntry],
                     if k not in ("backend", "threads", "import_s")}
         rows.append(TimingRow(backend=name, threads=threads, import_s=result.get("import_s"),
                               **measured))
-    return pd.DataFrame(rows, columns=TIMING_COLUMNS)
+    return table(rows, TIMING_COLUMNS)
 
 
 def applied_entries(summary: pd.DataFrame) -> list[dict]:
