@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip
 
-.PHONY: install compare test lint browser clean support-matrix envs bench bench-real-size \
+.PHONY: install compare test conformance lint browser clean support-matrix envs bench bench-real-size \
         warm-caches
 
 install: $(STAMP)
@@ -33,7 +33,12 @@ compare: install
 
 test: install browser envs
 	$(BIN)/ruff check suite backends tests examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not full_battery"
+
+# Everything `make test` runs, and the batteries it leaves out (see tests/test_conformance.py):
+# PyTensor's conformance and the README's support matrix.
+conformance: install browser envs
+	$(BIN)/python -m pytest -q tests/test_conformance.py tests/test_support_matrix.py
 
 # pytest-benchmark (tests/benchmarks, not part of `make test`): one training step per backend
 # and size, one pytest process per backend (two frameworks in one process disturb each

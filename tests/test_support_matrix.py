@@ -18,6 +18,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.mark.slow
+@pytest.mark.full_battery  # it needs every backend's battery (make conformance)
 def test_readme_support_matrix_is_current():
     """Reuses the battery results of tests/test_conformance.py (same options, one process)."""
     infos = [registry.describe(name) for name in registry.builtin_names()]
