@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.base import Backend, Batch, Params, Trainer, cycled
-from backends.reference import activations, blas, losses, optimizers, resolve_conventions
+from backends.reference import (
+    activations,
+    blas,
+    losses,
+    optimizers,
+    reordered,
+    resolve_conventions,
+)
 from backends.reference.model import Sequential
 
 if TYPE_CHECKING:
@@ -50,15 +57,31 @@ class ReferenceTrainer(Trainer):
         return step
 
 
+#: the orders of operations the reference can sum in (see backends.reference.reordered)
+ORDERS = ("natural", "reversed")
+
+
 class NumpyBackend(Backend):
-    """The hand-written reference; ``conventions`` select a framework's known formulas."""
+    """The hand-written reference; ``conventions`` select a framework's known formulas.
+
+    The comparison's own runs of it take two more options: ``dtype`` computes in another
+    precision than the run's (``"float64"``: the exact answer a float32 run is measured
+    against), ``order="reversed"`` sums everything in another order (the noise of a float64
+    run). Neither changes a formula.
+    """
 
     name = "numpy"
     requires = ("numpy",)
 
-    def __init__(self, conventions: Mapping[str, str] | None = None):
+    def __init__(self, conventions: Mapping[str, str] | None = None, dtype: str | None = None,
+                 order: str = "natural"):
         resolve_conventions(conventions)  # fail early on an unknown key or value
+        if dtype not in (None, "float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64. Received: {dtype!r}")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}. Received: {order!r}")
         self.conventions = dict(conventions or {})
+        self.dtype, self.order = dtype, order
         self.threads: int | None = None
 
     def load(self, threads: int) -> None:
@@ -110,8 +133,13 @@ class NumpyBackend(Backend):
             answer = self.supports(feature)
             if answer is not True:
                 raise ValueError(answer)
+        dtype = self.dtype or dtype
+        orders = reordered.unit_orders(spec.sizes) if self.order == "reversed" else None
+        if orders is not None:
+            params = reordered.permute(params, orders)
         model = Sequential(spec, params, dtype, self.conventions)
         optimizer = optimizers.get(spec.optimizer.name, spec.optimizer.params,
                                    self.conventions)
-        return ReferenceTrainer(model, optimizer)
+        trainer = ReferenceTrainer(model, optimizer)
+        return trainer if orders is None else reordered.ReorderedTrainer(trainer, orders)
 
