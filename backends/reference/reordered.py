@@ -5,8 +5,9 @@ rows are permuted, is the same network on the same data: every output, loss, gra
 and parameter is mathematically equal. Only the order of every sum changes: the matrix
 products' contractions (over features, units and rows), the bias gradients' sums over
 the rows, the loss's mean. The distance between the two trainings is therefore what an
-equally valid implementation may differ by, measured on this network and data; the
-comparison judges float64 runs against it (see suite.compare.noise).
+equally valid implementation may differ by, measured on this network and data: the
+noise a float64 comparison can be judged against (docs/backends.md, "The reference's
+noise runs").
 
 The optimizers are elementwise, so the permutation changes nothing in them: any
 difference they show is the compounded difference of the gradients.
