@@ -81,6 +81,9 @@ def compare(
     record_budget: Annotated[str | None, typer.Option(
         help="The most the whole run's record may take on disk, e.g. 500MB or 4GB. "
              "Default: the spec's [record] budget, else 1GB.")] = None,
+    repeat: Annotated[int, typer.Option(
+        help="Lockstep runs of the reference and each backend: 2 or more reports whether "
+             "each backend is bit-reproducible on this machine.")] = 1,
     resume: Annotated[Path | None, typer.Option(
         help="Finish the run in this directory that stopped (a crash, Ctrl-C, SIGTERM): "
              "run only the backends that did not finish, with the run's own spec and "
@@ -98,7 +101,8 @@ def compare(
             ("--backends", backends), ("--data", data), ("--target", target),
             ("--epochs", epochs), ("--batch-size", batch_size), ("--seed", seed),
             ("--dtype", dtype), ("--max-steps", max_steps), ("--threads", threads),
-            ("--out", out), ("--record", record), ("--record-budget", record_budget))
+            ("--out", out), ("--record", record), ("--record-budget", record_budget),
+            ("--repeat", repeat if repeat != 1 else None))
             if value is not None]
         if given or spec != DEFAULT_SPEC:
             raise UserError(f"--resume runs the run's own spec and options. Received: "
@@ -113,7 +117,7 @@ def compare(
                             max_steps=max_steps, target=target, standardize=standardize,
                             threads=threads, timing=timing, timing_steps=timing_steps,
                             timeout_s=timeout, out=out, force=force, record=record,
-                            record_budget=record_budget)
+                            record_budget=record_budget, repeat=repeat)
     if fmt == "table":  # (for a program, stderr stays one line when the run finds a mistake)
         console.print(f"[bold]{plan.spec.name}[/]: {listings.describe_net(plan.spec)}")
     with _stops_cleanly(), terminal.progress(notes(fmt)) as bar:

@@ -214,6 +214,12 @@ def array_file(run_dir: Path, kind: str, name: str) -> Path:
     return run_dir / kind / f"{name}.npz"
 
 
+def repeat_dir(run_dir: Path, name: str, repeat: int) -> Path:
+    """``repeats/<name>/<repeat>/``: the record of a backend's lockstep run made again
+    (``--repeat``; the first run's record is record/<name>/)."""
+    return run_dir / "repeats" / name / str(repeat)
+
+
 def worker_result(run_dir: Path, name: str) -> Path:
     return run_dir / "workers" / f"{name}.json"
 
@@ -265,14 +271,19 @@ def point_latest(run_dir: Path) -> Path:
 
 
 def adopt_worker_files(run_dir: Path, worker_dir: Path, name: str) -> None:
-    """Move a finished worker's record to its documented place: a rename, or where the
-    worker wrote on another file system, a copy beside the destination and a rename, so
-    that the record is there whole or not at all."""
-    source = worker_dir / RECORD
+    """Move a finished worker's records (its lockstep run's, and each repeat's) to their
+    documented places."""
+    _adopt(worker_dir / RECORD, record_dir(run_dir, name))
+    for repeat in sorted(worker_dir.glob("repeat-*")):
+        _adopt(repeat / RECORD, repeat_dir(run_dir, name, int(repeat.name.split("-")[1])))
+
+
+def _adopt(source: Path, target: Path) -> None:
+    """A rename, or where the worker wrote on another file system, a copy beside the
+    destination and a rename, so that the record is there whole or not at all."""
     if not source.exists():
         return
-    target = record_dir(run_dir, name)
-    target.parent.mkdir(exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():  # a re-run of this backend replaces its record
         shutil.rmtree(target)
     try:

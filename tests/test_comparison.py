@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from plugged import plugins_on_path
 
 import suite
 from suite.compare.comparison import TOLERANCES, rel_l2_error
 
-PLUGINS = Path(__file__).parent / "plugins"
-
 
 @pytest.fixture(scope="module")
 def drift_run(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYTHONPATH", str(PLUGINS))
-    mp.syspath_prepend(str(PLUGINS))
-    try:
+    with plugins_on_path():
         yield suite.compare("regression-mlp", backends=["faulty:DriftBackend"], max_steps=6,
                             dtype="float64", timing=False,
                             out=tmp_path_factory.mktemp("drift") / "run")
-    finally:
-        mp.undo()
 
 
 def test_rel_l2_error():
@@ -64,14 +57,9 @@ def test_comparison_rows_hold_every_step_and_tensor(drift_run):
 
 
 def test_stored_parameters_are_snapshots_even_if_a_backend_hands_out_views(tmp_path):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PYTHONPATH", str(PLUGINS))
-    mp.syspath_prepend(str(PLUGINS))
-    try:
+    with plugins_on_path():
         run = suite.compare("regression-mlp", backends=["faulty:ViewsBackend"], max_steps=4,
                             dtype="float64", timing=False, out=tmp_path / "run")
-    finally:
-        mp.undo()
     assert set(run.summary.verdict) == {"pass"}
     params = run.arrays("params", "views")
     assert not np.array_equal(params["0/dense_0/kernel"], params["3/dense_0/kernel"])

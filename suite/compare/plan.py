@@ -41,6 +41,7 @@ class Options:
     force: bool = False
     record: str | None = None  # None: the spec's [record] steps (default auto)
     record_budget: str | None = None  # None: the spec's [record] budget (default 1GB)
+    repeat: int = 1  # lockstep runs of the reference and each backend (determinism)
 
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "device": one_of(catalogue.DEVICES, "--device"),
@@ -48,6 +49,7 @@ class Options:
         "timeout_s": positive_seconds("--timeout"),
         "timing_warmup": positive_int(),
         "timing_steps": positive_int("--timing-steps"),
+        "repeat": positive_int("--repeat"),
         "record": parses("all, auto or first=N,every=K", parse_policy, "--record", True),
         "record_budget": parses("a size such as 500MB or 2GB", parse_size, "--record-budget",
                                 True),
@@ -55,6 +57,15 @@ class Options:
 
     def __post_init__(self) -> None:
         validate_fields(self)
+
+    def repeats(self, task: Task) -> int:
+        """How many lockstep runs ``task`` makes: the reference's and the backends' repeat,
+        the ledger variants' never."""
+        return self.repeat if task.role in ("reference", "backend") else 1
+
+    def recording_runs(self, tasks: list[Task]) -> int:
+        """Lockstep runs that keep a record, repeats included (for the budget)."""
+        return sum(self.repeats(task) for task in tasks)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from suite import __version__, catalogue, rundir
+from suite.compare import determinism
 from suite.compare.results import LedgerEntry, Run
 from suite.record_policy import human_bytes
 from suite.report.format import (
@@ -122,7 +123,20 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("Steps", steps + ")"),
         ("Recorded", _recorded(meta.get("record"))),
         ("Backends", ", ".join(backends)),
+        *_determinism(run.determinism),
     ]
+
+
+def _determinism(found: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """The fact "Determinism" of a run made with --repeat: backends grouped by what their
+    repeated lockstep runs showed."""
+    if not found:
+        return []
+    groups: dict[str, list[str]] = {}
+    for name, entry in found.items():
+        groups.setdefault(determinism.describe(entry), []).append(name)
+    return [("Determinism", "; ".join(f"{', '.join(names)}: {text}"
+                                      for text, names in groups.items()))]
 
 
 def _recorded(record: dict[str, Any] | None) -> str:

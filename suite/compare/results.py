@@ -77,6 +77,12 @@ class Run:
     def dtype(self) -> str:
         return self.info.get("dtype") or self.spec.get("training", {}).get("dtype", "float32")
 
+    @property
+    def determinism(self) -> dict[str, dict[str, Any]]:
+        """A run made with ``--repeat``: per backend, whether its repeated lockstep runs
+        were bit-identical (see suite.compare.determinism); empty otherwise."""
+        return dict(self.info.get("determinism") or {})
+
     @cached_property
     def backends(self) -> dict[str, BackendEntry]:
         """Every backend of the run by name, in run.json's order."""

@@ -21,8 +21,9 @@ import numpy as np
 
 import suite
 from suite import data, machine, registry, rundir
+from suite import record as record_files
 from suite.batches import count_steps
-from suite.compare import comparison
+from suite.compare import comparison, determinism
 from suite.compare.plan import Options, Task, plan_record, plan_tasks, write_plan
 from suite.errors import DiskFull, UserError
 from suite.files import read_json, save_npz, write_json
@@ -51,7 +52,7 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
     dtype = np.dtype(spec.training.dtype)
     params = {k: v.astype(dtype) for k, v in initial_params(spec).items()}
     steps = count_steps(len(prepared.x), spec.training)
-    record_plan = plan_record(spec, len(tasks), steps, options)
+    record_plan = plan_record(spec, options.recording_runs(tasks), steps, options)
     on_event("", {"phase": "record", "message": record_plan.describe()})
     run_dir = rundir.create(spec.name, options.root, options.out, options.force)
     entries = {t.name: BackendEntry(t.role, target=t.target).to_dict() for t in tasks}
@@ -65,6 +66,7 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
         "steps": steps, "record": record_plan.to_dict(),
         "timing": {"enabled": options.timing, "warmup": options.timing_warmup,
                    "steps": options.timing_steps},
+        "repeat": options.repeat,
         "timeout_s": options.timeout_s,
         "environment": machine.environment(),
         "backends": entries, "ledger": [],
@@ -99,7 +101,7 @@ def resume(run_dir: Path, on_event: ProgressFn = ignore_progress) -> Path:
                       threads=record["threads"], timeout_s=record.get("timeout_s", 600.0),
                       timing=timing.get("enabled", True),
                       timing_warmup=timing.get("warmup", 10),
-                      timing_steps=timing.get("steps", 50))
+                      timing_steps=timing.get("steps", 50), repeat=record.get("repeat", 1))
     tasks, _ = plan_tasks(spec, requested)
     todo = [t for t in tasks if entries.get(t.name, BackendEntry(t.role)).status == "pending"]
     for task in todo:
@@ -142,7 +144,7 @@ def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: da
             result = run_backend_worker(
                 WORKER, task.name, task.env,
                 {"backend": {"name": task.name, "target": task.target, "options": task.options},
-                 "timing": {"enabled": task.timing}},
+                 "timing": {"enabled": task.timing}, "repeat": options.repeats(task)},
                 session.scratch, session.scratch / task.name,
                 rundir.worker_log(run_dir, task.name), env, options.timeout_s, on_event)
             result.setdefault("backend", task.name)
@@ -184,7 +186,24 @@ def tabulate(run_dir: Path, record: dict[str, Any]) -> None:
     tables = comparison.build_tables(run_dir)
     comparison.write_tables(run_dir, tables)
     record["ledger"] = comparison.applied_entries(tables.summary)
+    record["determinism"] = repeated_runs(run_dir, record)
     write_json(run_dir / rundir.RUN_JSON, record)
+
+
+def repeated_runs(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """run.json's ``determinism``: each backend that made repeats, against its first run."""
+    found = {}
+    for name in record["backends"]:
+        path = rundir.worker_result(run_dir, name)
+        if not path.exists():
+            continue
+        try:
+            entry = determinism.compare_repeats(run_dir, name, read_json(path))
+        except (OSError, ValueError, record_files.DamagedRecord) as exc:
+            entry = {"runs": None, "bit_identical": None, "reason": str(exc)}
+        if entry is not None:
+            found[name] = entry
+    return found
 
 
 def finish(run_dir: Path, record: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Reads the plan the session wrote (plan.json: spec and settings; plan.npz: data, batch
 order, initial parameters) and its task (OUT/task.json: which backend), runs the timing
-run and then the lockstep run, and writes its results as files: result.json, and the
+run and then the lockstep run (again, from a fresh build, for each --repeat: into
+OUT/repeat-<n>/), and writes its results as files: result.json, and the
 lockstep record (OUT/record/, see suite.record) while it trains. Progress goes to stdout
 as one JSON object a line; diagnostics go to stderr.
 
@@ -80,6 +81,7 @@ class Plan(Job):
         task = json.loads((out / "task.json").read_text(encoding="utf-8"))
         self.meta["backend"] = task["backend"]
         self.meta["timing"]["enabled"] &= task["timing"]["enabled"]
+        self.meta["repeat"] = int(task.get("repeat", 1))
         arrays = np.load(folder / "plan.npz")
         params = {k[len("params/"):]: arrays[k] for k in arrays.files if k.startswith("params/")}
         super().__init__(from_dict(self.meta["spec"], source="plan"), arrays["x"], arrays["y"],
@@ -213,6 +215,14 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
     result["lockstep"] = run_lockstep(backend, plan, out, policy)
     if result["lockstep"]["status"] != "ok":
         result.update(status="error", reason=result["lockstep"]["reason"])
+        return result
+    # --repeat: the same lockstep run again from a fresh build, each into its own folder,
+    # for suite.compare.determinism to set against the first
+    result["repeats"] = []
+    for again in range(2, plan.meta.get("repeat", 1) + 1):
+        lockstep = run_lockstep(backend, plan, out / f"repeat-{again}", policy)
+        result["repeats"].append({key: lockstep[key] for key in
+                                  ("status", "reason", "losses", "steps_recorded")})
     return result
 
 

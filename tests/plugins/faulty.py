@@ -199,3 +199,17 @@ class FullDiskBackend(NumpyBackend):
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(
             resource.RLIMIT_FSIZE)[1]))
         return super().build(spec, params, dtype, device)
+
+
+class UnrepeatableBackend(NumpyBackend):
+    """Each build sums in the other order (natural, reversed, natural, ...): the same
+    numbers to rounding, never bit-identical from one build to the next, as a framework
+    whose kernels pick their blocking at run time."""
+
+    name = "unrepeatable"
+    builds = 0
+
+    def build(self, spec, params, dtype, device):
+        UnrepeatableBackend.builds += 1
+        self.order = "reversed" if UnrepeatableBackend.builds % 2 else "natural"
+        return super().build(spec, params, dtype, device)
