@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backends.base import Batch, Params, Trainer
+from backends.base import Params, Trainer
 
 
 def unit_orders(sizes: Sequence[int]) -> list[np.ndarray]:
@@ -42,7 +42,8 @@ def permute(params: Params, orders: list[np.ndarray]) -> Params:
 
 class ReorderedTrainer(Trainer):
     """Wraps a reference trainer built on ``permute(params, orders)``; takes and returns
-    everything in the canonical order, and hands the inner trainer reversed rows."""
+    everything in the canonical order, and hands the inner trainer reversed rows. Never
+    timed (no fast_step): it exists to be compared."""
 
     def __init__(self, inner: Trainer, orders: list[np.ndarray]):
         self.inner = inner
@@ -69,6 +70,3 @@ class ReorderedTrainer(Trainer):
 
     def get_params(self) -> Params:
         return self._restore(self.inner.get_params())
-
-    def time_steps(self, batches: Sequence[Batch], n: int) -> list[float]:
-        raise NotImplementedError("the reordered reference is a noise run: it is not timed")

@@ -46,18 +46,18 @@ def compare_repeats(run_dir: Path, name: str, result: dict[str, Any]) -> dict[st
             if len(repeat["losses"]) != len(losses):
                 found.update(bit_identical=False, reason=f"repeat {number} took "
                              f"{len(repeat['losses'])} steps, the first run {len(losses)}")
-            _differences(found, "loss", ((s, "loss", a, b) for s, (a, b)
-                                         in enumerate(zip(losses, repeat["losses"],
-                                                          strict=False))))
+            _differences(found, ((s, "loss", a, b) for s, (a, b)
+                                 in enumerate(zip(losses, repeat["losses"], strict=False))))
             again = record.read_folder(rundir.repeat_dir(run_dir, name, number))
             try:
                 steps = sorted(set(first.steps) & set(again.steps))
-                for kind in ("grads", "params"):
-                    mine, theirs = getattr(first, kind), getattr(again, kind)
-                    # NOTE: a generator: one step's arrays in memory at a time
-                    _differences(found, kind, (
-                        (step, tensor, mine[f"{step}/{tensor}"], theirs[f"{step}/{tensor}"])
-                        for step in steps for tensor in mine.tensors))
+                # NOTE: steps in order, each step's kinds together, as a generator: each
+                # record reads each of its shards once, one step's arrays in memory at a time
+                _differences(found, (
+                    (step, f"{kind} {tensor}", getattr(first, kind)[f"{step}/{tensor}"],
+                     getattr(again, kind)[f"{step}/{tensor}"])
+                    for step in steps for kind in ("grads", "params")
+                    for tensor in first.grads.tensors))
             finally:
                 again.close()
     except record.DamagedRecord as exc:
@@ -67,10 +67,10 @@ def compare_repeats(run_dir: Path, name: str, result: dict[str, Any]) -> dict[st
     return found
 
 
-def _differences(found: dict[str, Any], kind: str, pairs: Iterable[tuple]) -> None:
-    """Fold (step, tensor, first, repeat) pairs into ``found``: the first step differing
+def _differences(found: dict[str, Any], pairs: Iterable[tuple]) -> None:
+    """Fold (step, what, first, repeat) pairs into ``found``: the first step differing
     (earliest over kinds) and the largest relative L2 difference."""
-    for step, tensor, a, b in pairs:
+    for step, what, a, b in pairs:
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         if np.array_equal(a, b, equal_nan=True):
             continue
@@ -79,7 +79,7 @@ def _differences(found: dict[str, Any], kind: str, pairs: Iterable[tuple]) -> No
         diff = float(np.linalg.norm(a - b)) / scale if scale else math.inf
         found["max_rel_diff"] = max(found["max_rel_diff"], diff)
         if found["first_step"] is None or step < found["first_step"]:
-            found["first_step"], found["tensor"] = int(step), f"{kind} {tensor}"
+            found["first_step"], found["tensor"] = int(step), what
 
 
 def describe(entry: dict[str, Any]) -> str:
