@@ -54,6 +54,26 @@ class Trainer(abc.ABC):
     def get_params(self) -> Params:
         """Current parameters under canonical names and layout, as NumPy arrays."""
 
+    # Attribution (suite.compare.parts): the backend's parts run alone, each from the
+    # reference's own inputs, so that a drift is placed in one of them. Both are optional:
+    # a backend without them gets no attribution, and says so in its verdict.
+
+    def set_params(self, params: Params) -> None:
+        """Replace the model's parameters by ``params`` (canonical names and layout, in the
+        run's dtype), leaving the optimizer's state as it is: :meth:`loss_and_grads` then
+        gives the forward and backward alone, at the reference's parameters."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement set_params")
+
+    def apply_grads(self, grads: Params) -> None:
+        """One update by the backend's own optimizer with ``grads`` (canonical names and
+        layout) in place of its own gradients; its state (moments, step count) advances as
+        in :meth:`train_step`. Fed the reference's gradients, that is the update alone.
+
+        Given the gradients :meth:`loss_and_grads` returns, it makes the update
+        :meth:`train_step` makes (tests/test_backend_contract.py checks it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement apply_grads")
+
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
         """A function that runs one training step per call, in the framework's fastest
         idiomatic form (a compiled step: tf.function, jax.jit, Keras's train function).

@@ -287,8 +287,13 @@ class JaxTrainer(Trainer):
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
+        def apply(params, opt_state, grads):
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
         # The old parameters and state are dead after a step: their buffers can be reused.
         self._step = jax.jit(step, donate_argnums=(0, 1))
+        self._apply = jax.jit(apply, donate_argnums=(0, 1))  # the step's update alone
         self._loss_and_grads = jax.jit(jax.value_and_grad(objective))
         self._predict = jax.jit(forward)
 
@@ -313,6 +318,14 @@ class JaxTrainer(Trainer):
         self.params, self.opt_state, loss = self._step(self.params, self.opt_state,
                                                        self._x(x), self._y(y))
         return float(loss)  # computed at the parameters before the update
+
+    def set_params(self, params: Params) -> None:
+        self.params = {name: self._put(value) for name, value in
+                       canonical_params(self.spec, params, self.dtype).items()}
+
+    def apply_grads(self, grads: Params) -> None:
+        grads = {name: self._put(grads[name]) for name in self.params}
+        self.params, self.opt_state = self._apply(self.params, self.opt_state, grads)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.array(self._predict(self.params, self._x(x)), copy=True)

@@ -55,6 +55,18 @@ class TensorflowKerasTrainer(KerasTrainer):
             loss = self.model.compute_loss(x=x, y=y, y_pred=y_pred)
         return loss, tape.gradient(loss, self.model.trainable_variables)
 
+    _traced_apply: Callable | None = None
+
+    def _apply_gradients(self, grads: list) -> None:
+        # One tf.function, made once (no retrace per call), with the train function's
+        # jit_compile: the update its step makes (apply_gradients), in graph mode as there.
+        if self._traced_apply is None:
+            optimizer, variables = self.model.optimizer, self.model.trainable_variables
+            self._traced_apply = self.fw.function(
+                lambda grads: optimizer.apply_gradients(zip(grads, variables, strict=True)),
+                jit_compile=bool(self.model.jit_compile))
+        self._traced_apply(grads)
+
     def _numpy(self, tensor) -> np.ndarray:
         return np.array(tensor.numpy(), copy=True)  # a tf.Tensor or tf.Variable
 
@@ -131,6 +143,10 @@ class TorchKerasTrainer(KerasTrainer):
         values = [v.value for v in self.model.trainable_variables]
         return loss, list(self.fw.autograd.grad(loss, values))
 
+    def _apply_gradients(self, grads: list) -> None:
+        with self.fw.no_grad():  # as Keras's torch train step applies them (eagerly)
+            self.model.optimizer.apply(grads, self.model.trainable_variables)
+
     def _numpy(self, tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy().copy()
 
@@ -193,6 +209,8 @@ class JaxKerasTrainer(KerasTrainer):
     _pending_state: Any = None
     #: jax.jit(jax.value_and_grad(the loss)), made at the first loss_and_grads
     _gradient_function: Any = None
+    #: jax.jit(optimizer.stateless_apply), made at the first apply_grads
+    _apply_function: Any = None
 
     def _jit_compile(self, device: str) -> bool | str:
         # What "auto" resolves to on JAX: the train step under jax.jit.
@@ -218,6 +236,24 @@ class JaxKerasTrainer(KerasTrainer):
             [v.value for v in model.metrics_variables],
             [v.value for v in model.optimizer.variables], x, y)
         return loss, grads
+
+    def _apply_gradients(self, grads: list) -> None:
+        # The update of JAXTrainer.train_step, optimizer.stateless_apply on the variables'
+        # values, jitted as there (once: the shapes never change); written back as
+        # jax_state_sync does.
+        # NOTE: the train step's jit fuses this update with the gradients' last ops, and
+        # XLA contracts SGD momentum's products into FMAs otherwise there: an ulp apart in
+        # a few elements (tests/test_parts_keras_variants.py); op by op it is further off.
+        model, optimizer = self.model, self.model.optimizer
+        if self._apply_function is None:
+            self._apply_function = self.fw.jit(optimizer.stateless_apply)
+        trainable, optimizer_values = self._apply_function(
+            [v.value for v in optimizer.variables], grads,
+            [v.value for v in model.trainable_variables])
+        for variable, value in zip(model.trainable_variables, trainable, strict=True):
+            variable.assign(value)
+        for variable, value in zip(optimizer.variables, optimizer_values, strict=True):
+            variable.assign(value)
 
     def _sync(self) -> None:
         # Keras's own write-back of a state its train function returned (fit() calls it at

@@ -299,6 +299,30 @@ class KerasTrainer(Trainer):
         self._sync()
         return {self.names[id(v)]: self._numpy(v.value) for v in self._variables()}
 
+    def set_params(self, params: Params) -> None:
+        self._sync()  # else a state fast_step holds would overwrite them (JAX)
+        values = canonical_params(self.spec, params, self.dtype)
+        with self._scope():
+            for variable in self._variables():
+                variable.assign(values[self.names[id(variable)]])
+
+    def apply_grads(self, grads: Params) -> None:
+        self._sync()
+        with self._scope():
+            optimizer, variables = self.model.optimizer, self.model.trainable_variables
+            if not optimizer.built:  # as train_on_batch's build does before the first step
+                optimizer.build(variables)
+            # NOTE: the gradients go to the optimizer as they are: the L2 penalties are in
+            # the loss (model.losses), not in the optimizer, so none is added here.
+            self._apply_gradients([
+                self.k.ops.convert_to_tensor(np.asarray(grads[self.names[id(v)]]),
+                                             dtype=self.dtype) for v in variables])
+
+    @abc.abstractmethod
+    def _apply_gradients(self, grads: list) -> None:
+        """``model.optimizer`` updates ``model.trainable_variables`` with ``grads`` (tensors
+        in that order) as the train function's step does, writing the variables."""
+
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
         """Keras's own compiled train function (what fit() and train_on_batch call), on
         tensors made before the clock, without train_on_batch's per-call bookkeeping: the

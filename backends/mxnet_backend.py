@@ -311,6 +311,30 @@ class MxnetTrainer(Trainer):
             params[f"dense_{i}/bias"] = layer.bias.data().asnumpy().copy()
         return params
 
+    def set_params(self, params: Params) -> None:
+        checked = canonical_params(self.spec, params, self.dtype)
+        for i, layer in enumerate(self.dense):
+            # in place (Parameter.set_data copies into its arrays), which the cached graphs
+            # and the gluon.Trainer keep
+            layer.weight.set_data(self._array(checked[f"dense_{i}/kernel"].T))
+            layer.bias.set_data(self._array(checked[f"dense_{i}/bias"]))
+
+    def apply_grads(self, grads: Params) -> None:
+        for i, layer in enumerate(self.dense):
+            for param, value in ((layer.weight, grads[f"dense_{i}/kernel"].T),
+                                 (layer.bias, grads[f"dense_{i}/bias"])):
+                param.grad()[:] = self._array(value)
+                # marked as autograd's backward marks it: Trainer.step refuses (or skips) a
+                # parameter whose gradient is not fresh, and clears the mark
+                param.data()._fresh_grad = True
+        # NOTE: train_step's own call (its updater, state and update count: Adam's bias
+        # correction from the same t), so fed loss_and_grads's gradients it is bit for bit
+        # train_step's update, float32 attributes included
+        self.trainer.step(1)
+
+    def _array(self, value: np.ndarray):
+        return self.mx.nd.array(np.ascontiguousarray(value), ctx=self.ctx, dtype=self.dtype)
+
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
         cycle = cycled(batches, lambda x, y: (self._x(x), self._y(y)))
         backward, update, waitall = self._backward, self.trainer.step, self.mx.nd.waitall

@@ -211,6 +211,10 @@ class TensorflowTrainer(Trainer):
                                  input_signature=[x_spec, y_spec], **options)
         self._outputs = tf.function(self._placed(self._predict), input_signature=[x_spec],
                                     **options)
+        # train_step's update alone, traced once as its step is (the same kernels).
+        grads_spec = [tf.TensorSpec(v.shape, self.dtype) for v in self.variables]
+        self._apply = tf.function(self._placed(self.optimizer.apply),
+                                  input_signature=[grads_spec], **options)
 
     # ------------------------------------------------------------------ graph functions
 
@@ -281,6 +285,16 @@ class TensorflowTrainer(Trainer):
     def get_params(self) -> Params:
         return {name: np.array(v.numpy()) for name, v in zip(self.names, self.variables,
                                                              strict=True)}
+
+    def set_params(self, params: Params) -> None:
+        values = canonical_params(self.spec, params, self.np_dtype)
+        for name, variable in zip(self.names, self.variables, strict=True):
+            variable.assign(values[name])
+
+    def apply_grads(self, grads: Params) -> None:
+        with self.tf.device(self.device):
+            self._apply([self.tf.identity(np.asarray(grads[name], dtype=self.np_dtype))
+                         for name in self.names])
 
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
         with self.tf.device(self.device):

@@ -210,6 +210,24 @@ class TorchTrainer(Trainer):
             params[f"dense_{i}/bias"] = _numpy(linear.bias).copy()
         return params
 
+    def set_params(self, params: Params) -> None:
+        with self.t.no_grad():
+            for i, linear in enumerate(self.linears):
+                linear.weight.copy_(self._tensor(params[f"dense_{i}/kernel"].T))
+                linear.bias.copy_(self._tensor(params[f"dense_{i}/bias"]))
+
+    def apply_grads(self, grads: Params) -> None:
+        for i, linear in enumerate(self.linears):
+            linear.weight.grad = self._tensor(grads[f"dense_{i}/kernel"].T)
+            linear.bias.grad = self._tensor(grads[f"dense_{i}/bias"])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _tensor(self, value: np.ndarray):
+        # contiguous, as autograd's own gradients are (Linear keeps (fan_out, fan_in))
+        return self.t.as_tensor(np.ascontiguousarray(value), dtype=self.dtype,
+                                device=self.device)
+
     def fast_step(self, batches: Sequence[Batch]) -> Callable[[], None]:
         # Tensors on the device before the clock; the step is the usual eager loop body.
         cycle = cycled(batches, lambda x, y: (self._x(x), self._y(y)))

@@ -157,7 +157,8 @@ def plan_compare(spec: str | Path | Sequential | Spec, data: str | None = None,
                  timing: bool = True, timing_steps: int = 50, timeout_s: float = 600.0,
                  out: str | Path | None = None, root: str | Path = "reports",
                  force: bool = False, record: str | None = None,
-                 record_budget: str | None = None, repeat: int = 1) -> ComparePlan:
+                 record_budget: str | None = None, repeat: int = 1,
+                 attribution: str = "auto") -> ComparePlan:
     """:func:`compare`'s run, checked but not started (``suite compare`` shows the
     network before it runs)."""
     from suite.compare.plan import Options
@@ -168,7 +169,8 @@ def plan_compare(spec: str | Path | Sequential | Spec, data: str | None = None,
     options = Options(backends=backends, threads=threads, timing=timing,
                       timing_steps=timing_steps, timeout_s=timeout_s,
                       out=Path(out) if out else None, root=Path(root), force=force,
-                      record=record, record_budget=record_budget, repeat=repeat)
+                      record=record, record_budget=record_budget, repeat=repeat,
+                      attribution=attribution)
     return ComparePlan(loaded, options)
 
 
@@ -180,7 +182,7 @@ def compare(spec: str | Path | Sequential | Spec, data: str | None = None,
             threads: int | None = None, timing: bool = True, timing_steps: int = 50,
             timeout_s: float = 600.0, out: str | Path | None = None,
             root: str | Path = "reports", force: bool = False, record: str | None = None,
-            record_budget: str | None = None, repeat: int = 1,
+            record_budget: str | None = None, repeat: int = 1, attribution: str = "auto",
             on_event: ProgressFn = ignore_progress) -> Run:
     """Run every backend on the spec and return the finished :class:`Run`.
 
@@ -194,13 +196,18 @@ def compare(spec: str | Path | Sequential | Spec, data: str | None = None,
 
     ``repeat=2`` runs the reference's and each backend's lockstep run twice and reports
     whether they were bit-identical (``Run.determinism``, run.json's ``determinism``).
+
+    ``attribution`` says which backends get a parts run after the lockstep runs, to place a
+    drift in the forward, the backward or the optimizer (suite.compare.attribution):
+    ``"auto"`` those outside the noise, ``"always"`` every backend, ``"never"`` none.
     """
     return plan_compare(spec, data, backends, epochs=epochs, batch_size=batch_size,
                         seed=seed, dtype=dtype, shuffle=shuffle, max_steps=max_steps,
                         target=target, standardize=standardize, threads=threads,
                         timing=timing, timing_steps=timing_steps, timeout_s=timeout_s,
                         out=out, root=root, force=force, record=record,
-                        record_budget=record_budget, repeat=repeat).run(on_event)
+                        record_budget=record_budget, repeat=repeat,
+                        attribution=attribution).run(on_event)
 
 
 def resume(run_dir: str | Path, on_event: ProgressFn = ignore_progress) -> Run:

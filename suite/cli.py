@@ -84,6 +84,10 @@ def compare(
     repeat: Annotated[int, typer.Option(
         help="Lockstep runs of the reference and each backend: 2 or more reports whether "
              "each backend is bit-reproducible on this machine.")] = 1,
+    attribution: Annotated[str, typer.Option(
+        help="Which backends get a parts run after the lockstep runs, placing a drift in "
+             "the forward, the backward or the optimizer: auto (those outside the "
+             "noise), always, never.")] = "auto",
     resume: Annotated[Path | None, typer.Option(
         help="Finish the run in this directory that stopped (a crash, Ctrl-C, SIGTERM): "
              "run only the backends that did not finish, with the run's own spec and "
@@ -102,7 +106,8 @@ def compare(
             ("--epochs", epochs), ("--batch-size", batch_size), ("--seed", seed),
             ("--dtype", dtype), ("--max-steps", max_steps), ("--threads", threads),
             ("--out", out), ("--record", record), ("--record-budget", record_budget),
-            ("--repeat", repeat if repeat != 1 else None))
+            ("--repeat", repeat if repeat != 1 else None),
+            ("--attribution", attribution if attribution != "auto" else None))
             if value is not None]
         if given or spec != DEFAULT_SPEC:
             raise UserError(f"--resume runs the run's own spec and options. Received: "
@@ -117,7 +122,8 @@ def compare(
                             max_steps=max_steps, target=target, standardize=standardize,
                             threads=threads, timing=timing, timing_steps=timing_steps,
                             timeout_s=timeout, out=out, force=force, record=record,
-                            record_budget=record_budget, repeat=repeat)
+                            record_budget=record_budget, repeat=repeat,
+                            attribution=attribution)
     if fmt == "table":  # (for a program, stderr stays one line when the run finds a mistake)
         console.print(f"[bold]{plan.spec.name}[/]: {listings.describe_net(plan.spec)}")
     with _stops_cleanly(), terminal.progress(notes(fmt)) as bar:

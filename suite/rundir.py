@@ -7,6 +7,7 @@ the readers (the comparison, the reports, :class:`suite.compare.results.Run`, th
     initial_params.npz       dense_<i>/kernel (fan_in, fan_out), dense_<i>/bias (fan_out,)
     losses.csv               LOSS_COLUMNS
     comparison.csv           ComparisonRow, one per backend, step, kind and tensor
+    parts.csv                PartsRow, one per backend with a parts run, step, part, tensor
     summary.csv              SummaryRow, one per backend and check
     timing.csv               TimingRow, one per timed backend
     record/<name>/           a backend's lockstep record, written while it trains
@@ -37,7 +38,12 @@ from suite.files import atomic_write_text
 REFERENCE = "numpy"
 LATEST = "latest"
 RUN_JSON = "run.json"
-ROLES = ("reference", "backend", "variant")
+ROLES = ("reference", "backend", "variant", "noise", "parts", "twin")
+#: the roles of the extra runs that measure rather than being measured, never timed nor
+#: reported as rows of their own: the reference's ledger variants, its noise run
+#: (suite.compare.noise), a backend's parts run for attribution (suite.compare.parts),
+#: and its twin (a ledger entry's environment switches on: suite.ledger twins)
+REFERENCE_RUNS = ("variant", "noise", "parts", "twin")
 #: a backend's status in run.json: pending until its worker ends
 STATUSES = ("pending", "ok", "error", "unsupported", "unavailable")
 RECORD = "record"
@@ -48,16 +54,35 @@ CHECKS: dict[str, str] = {
     "forward": "outputs on the first batch before training",
     "loss": "the first step's loss",
     "gradients": "the first step's gradients",
-    "update": "the parameters after the first update",
+    "update": "the first update (parameters after it minus before)",
     "trajectory": "losses, gradients and parameters of every later step",
 }
 VERDICTS = ("pass", "known difference", "unsupported", "fail", "error")
 #: worst first: what a backend's headline (or a kit probe's cell) follows
 SEVERITY = ("error", "fail", "known difference", "unsupported", "pass")
 #: comparison.csv's kinds of tensor
-KINDS = ("output", "loss", "grad", "param")
+KINDS = ("output", "loss", "grad", "update", "param")
 
 _VARIANT = "~"
+_NOISE = "+"
+
+
+def noise_name(dtype: str, base: str = REFERENCE) -> str:
+    """The noise run of a comparison in ``dtype`` (see suite.compare.noise): the reference
+    in float64 for a float32 run (``numpy+float64``), summed in another order for a float64
+    run (``numpy+reordered``)."""
+    return f"{base}{_NOISE}{'float64' if dtype == 'float32' else 'reordered'}"
+
+
+def parts_name(backend: str) -> str:
+    """The parts run of ``backend`` (attribution, suite.compare.parts): ``torch+parts``."""
+    return f"{backend}{_NOISE}parts"
+
+
+def twin_name(backend: str) -> str:
+    """The twin of ``backend``: its lockstep run again under a ledger entry's environment
+    switches (``mxnet+twin``)."""
+    return f"{backend}{_NOISE}twin"
 
 
 def variant_name(backend: str, base: str = REFERENCE) -> str:
@@ -122,12 +147,32 @@ class ComparisonRow:
     step: int
     kind: str  # one of KINDS
     tensor: str
-    max_abs_diff: float
-    rel_l2_error: float
-    tolerance: float
+    max_abs_diff: float  # against the baseline (suite.compare.noise)
+    rel_l2_error: float  # against the baseline
+    noise: float  # the measured noise: a correct implementation's error (its envelope)
+    tolerance: float  # NOISE_FACTOR x max(noise, the dtype's floor)
     within: bool
     variant_rel_l2_error: float  # against the reference under the ledger's conventions
+    favours_variant: bool  # the variant is closer than the baseline by more than the noise
     finite: bool  # False where the backend returned NaN or inf
+
+
+@dataclass(frozen=True)
+class PartsRow:
+    """One row of parts.csv: a backend's part alone at one recorded step (attribution,
+    suite.compare.parts): its loss or gradient at the reference's parameters, or its
+    parameters after its optimizer took the reference's gradients."""
+
+    backend: str
+    step: int
+    part: str  # forward, backward or optimizer
+    tensor: str  # "loss" for the forward, else a parameter's name
+    max_abs_diff: float
+    rel_l2_error: float  # against the baseline, fed the same
+    noise: float  # the judge's envelope (suite.compare.noise.Envelope)
+    tolerance: float
+    within: bool
+    finite: bool
 
 
 @dataclass(frozen=True)
@@ -139,10 +184,15 @@ class SummaryRow:
     verdict: str  # one of VERDICTS
     step: int | None = None  # the first step out of tolerance
     tensor: str | None = None  # "<kind> <tensor>"
-    rel_l2_error: float | None = None  # the worst
+    rel_l2_error: float | None = None  # the worst (largest against its tolerance)
+    noise: float | None = None  # the measured noise there
     tolerance: float | None = None
     ledger: str | None = None  # entry ids behind a known difference, space-separated
     reason: str | None = None
+    #: where a drift began, from the backend's parts run: "forward", "backward <tensor>",
+    #: "optimizer <tensor>" (each "at step N"), "compounding" (the trajectory left the
+    #: noise, every part alone stayed within it), or "within noise" (nothing left it)
+    attribution: str | None = None
 
     @property
     def entries(self) -> list[str]:
@@ -170,10 +220,11 @@ class TimingRow:
 LOSS_COLUMNS = ("backend", "epoch", "step", "loss")
 COMPARISON_COLUMNS = _columns(ComparisonRow)
 SUMMARY_COLUMNS = _columns(SummaryRow)
+PARTS_COLUMNS = _columns(PartsRow)
 TIMING_COLUMNS = _columns(TimingRow)
 #: table name (its CSV file's stem) -> columns
 TABLES = {"losses": LOSS_COLUMNS, "comparison": COMPARISON_COLUMNS,
-          "summary": SUMMARY_COLUMNS, "timing": TIMING_COLUMNS}
+          "summary": SUMMARY_COLUMNS, "timing": TIMING_COLUMNS, "parts": PARTS_COLUMNS}
 
 
 def row_from_cells(cls: type, cells: dict[str, Any]):

@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD_VARIABLE = "FNN_SUITE_KERAS_CHILD"
 
 # Probes of the battery whose float32 difference a Keras ledger entry explains.
+# (Adam's epsilon placement shows in its first update, checked on its own: parameters
+# after it minus before)
 KNOWN = {
+    "optimizer:adam": "keras-adam-epsilon",
     "optimizer:adam (amsgrad)": "keras-adam-epsilon",
     "optimizer:adamw (amsgrad)": "keras-adam-epsilon",
     "optimizer:rmsprop": "keras-rmsprop-epsilon",

@@ -237,12 +237,62 @@ def test_loss_matches_its_formula(build, batch, name):
     assert value == pytest.approx(formula(logits(x, params), y), rel=1e-12)
 
 
+def test_set_params_replaces_the_parameters(build, batch):
+    """Attribution (a): after set_params, the parameters and the loss and gradients at them
+    are a fresh build's at those parameters."""
+    trainer, params = build(optimizer={"name": "adam", "learning_rate": 0.01})
+    x, y = batch()
+    trainer.train_step(x, y)  # some optimizer state, which set_params leaves alone
+    moved = {name: value * 1.5 + 0.25 for name, value in params.items()}
+    trainer.set_params(moved)
+    for name, value in trainer.get_params().items():
+        np.testing.assert_array_equal(value, moved[name])
+    fresh, _ = build(optimizer={"name": "adam", "learning_rate": 0.01})
+    fresh.set_params(moved)
+    loss, grads = trainer.loss_and_grads(x, y)
+    fresh_loss, fresh_grads = fresh.loss_and_grads(x, y)
+    assert loss == pytest.approx(fresh_loss, rel=1e-14)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grad, fresh_grads[name], rtol=1e-14, atol=1e-300)
+
+
+def test_apply_grads_of_its_own_gradients_is_train_step(build, batch, optimizer_case):
+    """Attribution (b): fed the gradients loss_and_grads gives, apply_grads makes
+    train_step's update, step after step (the optimizer's state advancing alike)."""
+    name, hyper = optimizer_case
+    stepped, _ = build(optimizer={"name": name, **hyper})
+    applied, _ = build(optimizer={"name": name, **hyper})
+    for seed in (1, 2, 3):
+        x, y = batch(seed=seed)
+        stepped.train_step(x, y)
+        applied.apply_grads(applied.loss_and_grads(x, y)[1])
+    want = stepped.get_params()
+    for key, value in applied.get_params().items():
+        np.testing.assert_allclose(value, want[key], rtol=1e-13, atol=1e-15, err_msg=key)
+
+
+def test_apply_grads_uses_the_given_gradients(build, batch):
+    """Not its own: a plain SGD step with zero gradients moves nothing, and with given
+    ones moves by -lr g."""
+    trainer, params = build()
+    zeros = {key: np.zeros_like(value) for key, value in params.items()}
+    trainer.apply_grads(zeros)
+    for key, value in trainer.get_params().items():
+        np.testing.assert_array_equal(value, params[key])
+    given = {key: np.full_like(value, 0.5) for key, value in params.items()}
+    trainer.apply_grads(given)
+    for key, value in trainer.get_params().items():
+        np.testing.assert_allclose(value, params[key] - 0.1 * 0.5, rtol=1e-14)
+
+
 def test_float32_run_stays_float32(build, batch):
     """Gradients, parameters and outputs of a float32 run are float32."""
     trainer, _ = build(dtype="float32")
     x, y = (a.astype(np.float32) for a in batch())
     _, grads = trainer.loss_and_grads(x, y)
     trainer.train_step(x, y)
+    trainer.set_params({key: value.astype(np.float64) for key, value in grads.items()})
+    trainer.apply_grads(grads)
     assert {g.dtype for g in grads.values()} == {np.dtype(np.float32)}
     assert {p.dtype for p in trainer.get_params().values()} == {np.dtype(np.float32)}
     assert trainer.predict(x).dtype == np.float32

@@ -171,5 +171,6 @@ def test_compare_prints_the_record_estimate_before_it_runs(tmp_path):
     estimate = next(i for i, line in enumerate(lines) if line.startswith("record: "))
     assert "step 0, then every 2nd step from step 1, and the last (3 of 4)" in \
         lines[estimate]
-    assert "about 32.3 KB for 1 run (budget 1.0 GB)" in lines[estimate]
+    # the reference and its noise run, which records in float64: twice the bytes
+    assert "about 96.8 KB for 2 runs, 1 of them in float64 (budget 1.0 GB)" in lines[estimate]
     assert estimate < next(i for i, line in enumerate(lines) if line.startswith("report: "))

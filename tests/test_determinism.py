@@ -60,3 +60,21 @@ def test_repeats_count_in_the_record_budget_and_variants_never_repeat():
 def test_repeat_must_be_positive():
     with pytest.raises(UserError, match="--repeat"):
         Options(repeat=0)
+
+
+def test_the_run_to_run_spread_of_an_unrepeatable_backend_joins_its_noise(repeated):
+    """Two runs of a backend that sums in another order at each build differ: by as much
+    as its noise is at least, row by row."""
+    import numpy as np
+
+    from suite import record
+
+    cmp = repeated.comparison
+    grads = cmp[(cmp.backend == "unrepeatable") & (cmp.kind == "grad") & (cmp.step == 0)]
+    first = record.read_run(repeated.path, "unrepeatable")
+    again = record.read_folder(rundir.repeat_dir(repeated.path, "unrepeatable", 2))
+    for row in grads.itertuples():
+        a = np.asarray(first.grads[f"0/{row.tensor}"], np.float64)
+        b = np.asarray(again.grads[f"0/{row.tensor}"], np.float64)
+        assert row.noise >= np.linalg.norm(a - b) / np.linalg.norm(a) * (1 - 1e-9)
+    assert (grads.noise > 0).all()

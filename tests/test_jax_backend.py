@@ -283,9 +283,13 @@ def test_worker_run_passes_or_is_explained(tmp_path):
         "data": {"name": "regression", "standardize": True}}))
     run = suite.compare(spec, backends=["numpy", "jax"], timing=False, out=tmp_path / "run")
     rows = run.summary[run.summary.backend == "jax"].set_index("check")
+    # the trajectory too: closer to the entry's variant than to the reference by more than
+    # the noise, so the entry is named there as well (and the optimizer blamed)
     assert rows.verdict.to_dict() == {"forward": "pass", "loss": "pass", "gradients": "pass",
-                                      "update": "known difference", "trajectory": "pass"}
-    assert rows.ledger["update"] == "jax-adagrad-epsilon"
+                                      "update": "known difference",
+                                      "trajectory": "known difference"}
+    assert rows.ledger["update"] == rows.ledger["trajectory"] == "jax-adagrad-epsilon"
+    assert rows.attribution["trajectory"].startswith("optimizer ")
     cmp = run.comparison[run.comparison.backend == "jax"]
     grads = cmp[(cmp.kind == "grad") & (cmp.step == 0)]
     assert len(grads) == 2 * (len(HIDDEN) + 1)

@@ -125,7 +125,8 @@ def _parents(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("shared", ["REFERENCE", "CHECKS", "VERDICTS", "SEVERITY",
-                                    "ProgressFn", "THREAD_VARIABLES", "TOLERANCES"])
+                                    "ProgressFn", "THREAD_VARIABLES", "FIXED_TOLERANCES",
+                                    "NOISE_FACTOR", "FLOORS"])
 def test_shared_names_are_defined_once(shared):
     homes = []
     for name, path in modules().items():

@@ -53,7 +53,7 @@ def test_resume_runs_only_what_did_not_finish_and_writes_the_report(tmp_path):
     stopped = run_json(run_dir)
     assert stopped["status"] == "interrupted"
     assert {n: b["status"] for n, b in stopped["backends"].items()} == {
-        "numpy": "ok", "hang-once": "pending", "drift": "pending"}
+        "numpy": "ok", "numpy+float64": "ok", "hang-once": "pending", "drift": "pending"}
     numpy_result = (run_dir / "workers" / "numpy.json").read_bytes()
     numpy_record = (run_dir / "record" / "numpy" / "record.json").stat().st_mtime_ns
 
@@ -61,11 +61,13 @@ def test_resume_runs_only_what_did_not_finish_and_writes_the_report(tmp_path):
                           text=True, env={**os.environ, "PYTHONPATH": str(PLUGINS)},
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "resuming" in done.stderr and "2 of 3 workers left to run" in done.stderr
+    assert "resuming" in done.stderr and "2 of 4 workers left to run" in done.stderr
     finished = run_json(run_dir)
     assert finished["status"] == "complete"
+    # drift fails: the resumed run makes its parts run too (attribution)
     assert {n: b["status"] for n, b in finished["backends"].items()} == {
-        "numpy": "ok", "hang-once": "ok", "drift": "ok"}
+        "numpy": "ok", "numpy+float64": "ok", "hang-once": "ok", "drift": "ok",
+        "drift+parts": "ok"}
     # the reference was not run again: its result and record are the ones of the first run
     assert (run_dir / "workers" / "numpy.json").read_bytes() == numpy_result
     assert (run_dir / "record" / "numpy" / "record.json").stat().st_mtime_ns == numpy_record

@@ -41,6 +41,19 @@ class ReferenceTrainer(Trainer):
                                    overwrite_grads=True)
         return float(loss)
 
+    def set_params(self, params: Params) -> None:
+        for name, value in self.model.params.items():
+            value[...] = params[name]  # into the flat array's views, cast to its dtype
+
+    def apply_grads(self, grads: Params) -> None:
+        model = self.model
+        for name, value in model.grads.items():
+            value[...] = grads[name]
+        # NOTE: the same flat update as train_step's, so fed the gradients loss_and_grads
+        # gave, it makes bit for bit the update train_step makes
+        self.optimizer.update_flat(model.flat_params, model.flat_grads, model.layout,
+                                   overwrite_grads=True)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.model.predict(x)
 

@@ -82,7 +82,7 @@ def _softmax_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _categorical_both(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     shifted, e, total = _softmax_parts(z)
     shifted -= np.log(total)  # log_softmax(z)
-    value = float(-np.sum(y * shifted) / len(z))
+    value = float(-shifted.dtype.type(np.sum(y * shifted) / len(z)))
     e /= total  # softmax(z)
     e *= y.sum(axis=1, keepdims=True)
     e -= y
@@ -98,7 +98,9 @@ def _sparse_both(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     # np.mean's value: in float32 np.mean divides in float64 and rounds, and that double
     # rounding of a quotient of float32 numbers is exact (53 >= 2 * 24 + 2 bits).
     picked = shifted[rows, y] - np.log(total)[:, 0]
-    value = float(-(np.add.reduce(picked) / len(z)))
+    # (the quotient rounded to the dtype: NumPy 1.x divides a float32 scalar by an int in
+    # float64, which the MXNet and Theano environments' reference would keep)
+    value = float(-picked.dtype.type(np.add.reduce(picked) / len(z)))
     e /= total  # softmax(z)
     e[rows, y] -= 1.0
     e /= len(z)

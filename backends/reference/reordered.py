@@ -70,3 +70,9 @@ class ReorderedTrainer(Trainer):
 
     def get_params(self) -> Params:
         return self._restore(self.inner.get_params())
+
+    def set_params(self, params: Params) -> None:
+        self.inner.set_params(permute(params, self.orders))
+
+    def apply_grads(self, grads: Params) -> None:
+        self.inner.apply_grads(permute(grads, self.orders))

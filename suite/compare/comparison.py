@@ -1,221 +1,145 @@
 """Compare every backend against the reference, step by step, tensor by tensor.
 
-Reads a run directory (workers/<backend>.json, grads/, params/, outputs/) and builds
+Reads a run directory (workers/<backend>.json, its record, the parts runs) and builds
 the tables: losses, comparison (per backend, step, tensor), summary (a verdict per
-backend and check) and timing, with the columns of :mod:`suite.rundir`. Pure data in,
-pandas out; ``write_tables`` stores them.
+backend and check, suite.compare.verdicts), timing and parts, with the columns of
+:mod:`suite.rundir`. Pure data in, pandas out; ``write_tables`` stores them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import zipfile
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from suite import ledger, rundir
 from suite import record as record_files
+from suite.compare import noise
+from suite.compare.distance import RunningSize, max_abs_diff, rel_l2_error
+from suite.compare.lockstep import Lockstep
+from suite.compare.noise import FIXED_TOLERANCES, Baseline
+from suite.compare.verdicts import Parts, Twin, optimizer_label, table, verdicts
 from suite.files import atomic_write_text, read_json
 from suite.rundir import (
     COMPARISON_COLUMNS,
     LOSS_COLUMNS,
+    PARTS_COLUMNS,
     REFERENCE,
+    REFERENCE_RUNS,
     SUMMARY_COLUMNS,
     TIMING_COLUMNS,
     BackendEntry,
     ComparisonRow,
+    PartsRow,
     SummaryRow,
     TimingRow,
+    noise_name,
+    twin_name,
     variant_name,
 )
 from suite.spec import Spec, from_dict
 
-# Relative L2 error limits. "step" applies to one step from identical inputs (the
-# forward pass, the step-0 loss, gradients and update); "trajectory" to every later step,
-# where rounding differences compound. "atol" excuses tensors that are (almost) zero.
-TOLERANCES = {
-    "float64": {"step": 1e-9, "trajectory": 1e-6, "atol": 1e-12},
-    "float32": {"step": 1e-4, "trajectory": 1e-2, "atol": 1e-6},
-}
 
+def stored_rounding(after: np.ndarray, delta: np.ndarray) -> float:
+    """How many times its own epsilon an update's rounding may be, relative to the update.
 
-def rel_l2_error(value: np.ndarray, reference: np.ndarray) -> float:
-    diff = float(np.linalg.norm(np.asarray(value, np.float64) - reference))
-    scale = float(np.linalg.norm(np.asarray(reference, np.float64)))
-    if scale > 0:
-        return diff / scale
-    return 0.0 if diff == 0 else math.inf
-
-
-@dataclass
-class Lockstep:
-    """One backend's lockstep results: its worker's result and its record (read lazily)."""
-
-    name: str
-    result: dict
-    record: record_files.Record
-
-    @property
-    def grads(self) -> record_files.Stored:
-        return self.record.grads
-
-    @property
-    def params(self) -> record_files.Stored:
-        return self.record.params
-
-    @property
-    def outputs(self) -> np.ndarray | None:
-        return self.record.outputs
-
-    @property
-    def losses(self) -> list[float]:
-        return self.result.get("lockstep", {}).get("losses", [])
-
-    @property
-    def epochs(self) -> list[int]:
-        return self.result.get("lockstep", {}).get("epochs", [])
-
-    @classmethod
-    def load(cls, run_dir: Path, name: str) -> Lockstep:
-        """One backend of a run directory (workers/<name>.json and its record); raises
-        DamagedRecord naming the file that cannot be read."""
-        result = _read_result(rundir.worker_result(run_dir, name))
-        return cls(name, result, record_files.read_run(run_dir, name, _trained(result)))
-
-    @classmethod
-    def from_folder(cls, folder: Path, name: str) -> Lockstep:
-        """One job of the conformance kit: result.json and its record."""
-        result = _read_result(folder / "result.json")
-        return cls(name, result, record_files.read_folder(folder / rundir.RECORD,
-                                                          _trained(result)))
-
-
-def _trained(result: dict) -> bool:
-    """Whether a worker's result says its lockstep run took a step (so left a record)."""
-    return bool(result.get("lockstep", {}).get("losses"))
-
-
-def _read_result(path: Path) -> dict:
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as exc:
-        raise record_files.DamagedRecord(f"cannot read the worker's result ({exc})",
-                                         where=str(path)) from None
+    NOTE: an update is read as the parameters after it minus before, and the parameters
+    after it were rounded to the dtype: by up to half an epsilon of |p|, which relative to
+    a small update |p_after - p_before| is |p| / (2 |update|) epsilons. A noise run whose
+    update rounds alike (an elementwise optimizer in float64) cannot show it.
+    """
+    size = float(np.linalg.norm(delta))
+    if size == 0:
+        return 1.0
+    return max(1.0, 0.5 * float(np.linalg.norm(np.asarray(after, np.float64))) / size)
 
 
 def tensor_names(spec: Spec) -> list[str]:
     return [f"dense_{i}/{p}" for i in range(len(spec.layers)) for p in ("kernel", "bias")]
 
+def compare_lockstep(backend: Lockstep, baseline: Baseline, variant: Lockstep | None,
+                     tensors: list[str], repeat: Lockstep | None = None
+                     ) -> list[ComparisonRow]:
+    """One row per step, kind and tensor: the backend's error against the baseline, the
+    noise there, and its error against the ledger variant (suite.compare.noise), each
+    relative to the largest the baseline's tensor has been so far (RunningSize).
 
-def compare_lockstep(backend: Lockstep, ref: Lockstep, variant: Lockstep | None, tol: dict,
-                     tensors: list[str]) -> list[ComparisonRow]:
-    """One row per step, kind and tensor: the backend's error against the reference."""
+    ``repeat``, the backend's own lockstep run made again (--repeat) where it was not
+    bit-identical: its distance to the first run joins the noise (the larger of the two).
+    """
     rows = []
+    baseline = baseline.fresh()  # this backend's own noise envelope
+    base, noise_run = baseline.base, baseline.noise
+    size = RunningSize()
 
-    def add(step, kind, tensor, value, reference, variant_value):
+    def add(step, kind, tensor, value, reference, noise_value, variant_value,
+            floor_scale=1.0, again=None):
         value = np.asarray(value, np.float64)
         reference = np.asarray(reference, np.float64)
         if value.shape != reference.shape:
             raise ValueError(f"{kind} {tensor} at step {step} has shape {value.shape}, "
                              f"expected {reference.shape}")
-        limit = tol["step"] if step == 0 else tol["trajectory"]
-        max_abs = float(np.max(np.abs(value - reference))) if value.size else 0.0
-        error = rel_l2_error(value, reference)
-        within = bool(error <= limit or max_abs <= tol["atol"])
-        vs_variant = (rel_l2_error(value, np.asarray(variant_value, np.float64))
+        scale = size((kind, tensor), reference)
+        max_abs = max_abs_diff(value, reference)
+        error = rel_l2_error(value, reference, scale)
+        measured = (rel_l2_error(noise_value, reference, scale) if noise_value is not None
+                    else math.nan)
+        if again is not None:  # NOTE: the backend's run-to-run spread is noise too
+            measured = max(measured, rel_l2_error(again, value, scale))
+        noise, limit = baseline.tolerance(step, kind, tensor, measured, floor_scale)
+        within = bool(error <= limit or max_abs <= baseline.atol)
+        vs_variant = (rel_l2_error(value, np.asarray(variant_value, np.float64), scale)
                       if variant_value is not None else math.nan)
-        rows.append(ComparisonRow(backend.name, step, kind, tensor, max_abs, error, limit,
-                                  within, vs_variant, bool(np.all(np.isfinite(value)))))
+        # NOTE: closer to the variant than to the baseline by more than the noise: the
+        # ledger entry changes this number, even where it is within the tolerance
+        margin = max(noise, baseline.floor() * floor_scale) if baseline.measured else limit
+        favours = bool(vs_variant + margin < error) if variant_value is not None else False
+        rows.append(ComparisonRow(backend.name, step, kind, tensor, max_abs, error, noise,
+                                  limit, within, vs_variant, favours,
+                                  bool(np.all(np.isfinite(value)))))
 
-    if backend.outputs is not None and ref.outputs is not None:
-        add(0, "output", "outputs", backend.outputs, ref.outputs,
-            variant.outputs if variant else None)
-    steps = min(len(backend.losses), len(ref.losses))
-    # NOTE: steps in order, so that each record reads each of its shards once
-    recorded = set(backend.record.steps) & set(ref.record.steps)
+    def update(run: Lockstep | None, tensor: str):
+        """The first update of ``tensor``: its parameters after step 0 minus before."""
+        if run is None:
+            return None
+        return np.asarray(run.params[f"0/{tensor}"], np.float64) - baseline.initial[tensor]
+
+    def loss(run: Lockstep | None, step: int):
+        return run.losses[step] if run is not None and step < len(run.losses) else None
+
+    if backend.outputs is not None and base.outputs is not None:
+        add(0, "output", "outputs", backend.outputs, base.outputs,
+            noise_run.outputs if noise_run else None, variant.outputs if variant else None,
+            again=repeat.outputs if repeat else None)
+    steps = min(len(backend.losses), len(base.losses))
+    # NOTE: steps in order, so that each record reads each of its shards once, and each
+    # tensor's noise envelope grows step by step
+    recorded = set(backend.record.steps) & set(base.record.steps)
     for step in range(steps):
-        add(step, "loss", "loss", backend.losses[step], ref.losses[step],
-            variant.losses[step] if variant and step < len(variant.losses) else None)
+        add(step, "loss", "loss", backend.losses[step], base.losses[step],
+            loss(noise_run, step), loss(variant, step), again=loss(repeat, step))
         if step not in recorded:
             continue
         for kind, store in (("grad", "grads"), ("param", "params")):
             for tensor in tensors:
                 key = f"{step}/{tensor}"
-                other = getattr(variant, store).get(key) if variant else None
                 add(step, kind, tensor, getattr(backend, store)[key],
-                    getattr(ref, store)[key], other)
+                    getattr(base, store)[key],
+                    getattr(noise_run, store).get(key) if noise_run else None,
+                    getattr(variant, store).get(key) if variant else None,
+                    again=getattr(repeat, store).get(key) if repeat else None)
+        if step == 0:
+            for tensor in tensors:
+                delta = update(base, tensor)
+                add(0, "update", tensor, update(backend, tensor), delta,
+                    update(noise_run, tensor), update(variant, tensor),
+                    stored_rounding(base.params[f"0/{tensor}"], delta),
+                    update(repeat, tensor))
     return rows
-
-
-#: check -> the comparison rows it judges
-CHECK_ROWS = {
-    "forward": lambda df: df[df.kind == "output"],
-    "loss": lambda df: df[(df.kind == "loss") & (df.step == 0)],
-    "gradients": lambda df: df[(df.kind == "grad") & (df.step == 0)],
-    "update": lambda df: df[(df.kind == "param") & (df.step == 0)],
-    "trajectory": lambda df: df[(df.kind != "output") & (df.step > 0)],
-}
-
-
-def verdict(backend: str, check: str, rows: pd.DataFrame, status: str, reason: str | None,
-            entries: list[str]) -> SummaryRow:
-    """The verdict of one check from its comparison rows and the worker's status."""
-    base: dict[str, Any] = {"backend": backend, "check": check, "rel_l2_error": math.nan,
-                            "tolerance": math.nan, "ledger": "", "reason": ""}
-    if status == "unsupported":
-        return SummaryRow(**base | {"verdict": "unsupported", "reason": reason or ""})
-    incomplete = status == "error" and (check == "trajectory" or rows.empty)
-    if rows.empty or incomplete:
-        return SummaryRow(**base | {"verdict": "error",
-                                    "reason": reason or "no results to compare"})
-    # NOTE: a NaN difference is worse than any number (and never within tolerance).
-    worst = rows.loc[rows.rel_l2_error.fillna(math.inf).idxmax()]
-    base.update(rel_l2_error=float(worst.rel_l2_error), tolerance=float(worst.tolerance))
-    if rows.within.all():
-        return SummaryRow(**base | {"verdict": "pass"})
-    outside = rows[~rows.within].sort_values("step", kind="stable").iloc[0]
-    base.update(step=int(outside.step), tensor=f"{outside.kind} {outside.tensor}")
-    broken = rows[~rows.finite.astype(bool)].sort_values("step", kind="stable")
-    if not broken.empty:  # NaN or inf is the backend's error, not a numerical difference
-        first = broken.iloc[0]
-        return SummaryRow(**base | {
-            "step": int(first.step), "tensor": f"{first.kind} {first.tensor}",
-            "verdict": "error", "reason": f"non-finite values (NaN or inf) in {first.kind} "
-                                          f"{first.tensor} at step {int(first.step)}"})
-    explained = rows.variant_rel_l2_error.notna().all() and bool(
-        ((rows.variant_rel_l2_error <= rows.tolerance) | rows.within).all())
-    if entries and explained:
-        return SummaryRow(**base | {
-            "verdict": "known difference", "ledger": " ".join(entries),
-            "reason": "agrees with the reference under the ledger's conventions"})
-    reason = (f"{outside.kind} {outside.tensor} differs by {outside.rel_l2_error:.3g} "
-              f"(relative L2) at step {int(outside.step)}, tolerance {outside.tolerance:.3g}")
-    return SummaryRow(**base | {"verdict": "fail", "reason": reason})
-
-
-def verdicts(backend: str, rows: list[ComparisonRow], status: str, reason: str | None,
-             entries: list[str]) -> list[SummaryRow]:
-    """One verdict per check (rundir.CHECKS) from a backend's comparison rows."""
-    frame = table(rows, COMPARISON_COLUMNS)
-    return [verdict(backend, check, select(frame), status, reason, entries)
-            for check, select in CHECK_ROWS.items()]
-
-
-def table(rows: list, columns: Sequence[str]) -> pd.DataFrame:
-    """A frame of dataclass rows, one column a field.
-
-    NOTE: pandas turns dataclasses into dicts with dataclasses.asdict, a deep copy of
-    every row: 0.4 s for a default run's 14,000 comparison rows, against 0.03 s from
-    tuples.
-    """
-    values = attrgetter(*columns)
-    return pd.DataFrame([values(row) for row in rows], columns=list(columns))
-
 
 @dataclass
 class Tables:
@@ -223,17 +147,28 @@ class Tables:
     comparison: pd.DataFrame
     summary: pd.DataFrame
     timing: pd.DataFrame
+    parts: pd.DataFrame
+    noise: str = ""  # how the tolerances were set (suite.compare.noise.describe, or why not)
+
+
+def usable_noise_run(run: Lockstep | None, reference: Lockstep) -> tuple[Lockstep | None, str]:
+    """The noise run if it ran every step the reference ran, else None and why not."""
+    if run is None:
+        return None, "no noise run"
+    if run.result.get("status") != "ok" or len(run.losses) < len(reference.losses):
+        return None, f"the noise run failed: {run.result.get('reason') or 'it stopped early'}"
+    return run, ""
 
 
 def build_tables(run_dir: Path) -> Tables:
     run = read_json(run_dir / rundir.RUN_JSON)
     spec = from_dict(run["spec"], source="run.json")
-    tol = TOLERANCES[spec.training.dtype]
+    dtype = spec.training.dtype
     entries = {name: BackendEntry.from_dict(raw) for name, raw in run["backends"].items()}
     loaded: dict[str, Lockstep] = {}
     damaged: dict[str, str] = {}  # a backend whose files cannot be read -> which and why
-    for name in entries:
-        if rundir.worker_result(run_dir, name).exists():
+    for name, entry in entries.items():
+        if entry.role != "parts" and rundir.worker_result(run_dir, name).exists():
             try:
                 loaded[name] = Lockstep.load(run_dir, name)
             except record_files.DamagedRecord as exc:
@@ -243,8 +178,19 @@ def build_tables(run_dir: Path) -> Tables:
                      and bool(ref.losses))
     if REFERENCE in damaged:
         entries[REFERENCE].reason = damaged[REFERENCE]
+    baseline, how = None, ""
+    if reference_ran:
+        noise_run, why = usable_noise_run(loaded.get(noise_name(dtype)), ref)
+        why = damaged.get(noise_name(dtype), why)
+        baseline = Baseline.of(ref, noise_run, dtype, _initial_params(run_dir))
+        fixed = FIXED_TOLERANCES[dtype]
+        how = noise.describe(dtype) if baseline.measured else (
+            f"{why}: fixed tolerances, step 0 {fixed['step']:.1e} and later steps "
+            f"{fixed['trajectory']:.1e} (relative L2 error); a tensor whose largest absolute "
+            f"difference is at most {fixed['atol']:.1e} passes whatever its relative error")
     comparison: list[ComparisonRow] = []
     summary: list[SummaryRow] = []
+    parts_rows: list[PartsRow] = []
     for name, entry in entries.items():
         # An unavailable backend never ran (run.json and the report say why): no verdicts.
         if entry.role != "backend" or entry.status == "unavailable":
@@ -259,30 +205,70 @@ def build_tables(run_dir: Path) -> Tables:
             status = status if status == "unsupported" else "error"
             reason = reason or f"reference failed: {why or 'reference did not run'}"
         elif name in loaded and status != "unsupported":
+            repeat = None
             try:
-                rows = compare_lockstep(loaded[name], ref, loaded.get(variant_name(name)),
-                                        tol, tensor_names(spec))
+                repeat = Lockstep.repeat_of(run_dir, loaded[name])
+                rows = compare_lockstep(loaded[name], baseline, loaded.get(variant_name(name)),
+                                        tensor_names(spec), repeat)
             except record_files.DamagedRecord as exc:
                 status, reason = "error", str(exc)
             except (KeyError, ValueError) as exc:
                 status, reason = "error", f"bad result: {exc}"
             finally:
                 loaded[name].record.close()
+                if repeat is not None:
+                    repeat.record.close()
         comparison += rows
         applicable = [e.id for e in ledger.applicable(spec, name)]
-        summary += verdicts(name, rows, status, reason, applicable)
+        parts = Parts.load(run_dir, name, dtype) if rows else None
+        parts_rows += parts.rows if parts else []
+        twin = _twin(loaded, spec, name, baseline) if rows else None
+        summary += verdicts(name, rows, status, reason, applicable, optimizer_label(spec),
+                            parts, twin)
     return Tables(
         losses=_losses(loaded, entries),
         comparison=table(comparison, COMPARISON_COLUMNS),
         summary=table(summary, SUMMARY_COLUMNS),
         timing=_timing(loaded, entries, run["threads"]),
+        parts=table(parts_rows, PARTS_COLUMNS),
+        noise=how,
     )
+
+
+def _twin(loaded: dict[str, Lockstep], spec: Spec, name: str, baseline: Baseline
+          ) -> Twin | None:
+    """``name``'s twin judged as a backend of its own, or None where it has none that
+    finished (suite.ledger.twins)."""
+    run = loaded.get(twin_name(name))
+    if run is None or run.result.get("status") != "ok":
+        return None
+    try:
+        rows = compare_lockstep(run, baseline, loaded.get(variant_name(name)),
+                                tensor_names(spec))
+    except (record_files.DamagedRecord, KeyError, ValueError):
+        return None
+    finally:
+        run.record.close()
+    applicable = [e.id for e in ledger.applicable(spec, name)]
+    checks = verdicts(twin_name(name), rows, "ok", None, applicable, optimizer_label(spec))
+    return Twin([e.id for e in ledger.twins(spec, name)], ledger.twin_env_for(spec, name),
+                {row.check: row for row in checks})
+
+
+def _initial_params(run_dir: Path) -> dict[str, np.ndarray]:
+    path = run_dir / "initial_params.npz"
+    try:
+        with np.load(path) as stored:
+            return {key: np.asarray(stored[key], np.float64) for key in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise record_files.DamagedRecord(f"cannot read the initial parameters ({exc})",
+                                         where=str(path)) from None
 
 
 def _losses(loaded: dict[str, Lockstep], entries: dict[str, BackendEntry]) -> pd.DataFrame:
     rows = []
     for name, run in loaded.items():
-        if entries[name].role == "variant":
+        if entries[name].role in REFERENCE_RUNS:
             continue
         rows += [(name, epoch, step, loss)
                  for step, (epoch, loss) in enumerate(zip(run.epochs, run.losses, strict=False))]
@@ -293,7 +279,7 @@ def _timing(loaded: dict[str, Lockstep], entries: dict[str, BackendEntry],
             threads: int) -> pd.DataFrame:
     rows = []
     for name, entry in entries.items():
-        if entry.role == "variant" or name not in loaded:
+        if entry.role in REFERENCE_RUNS or name not in loaded:
             continue
         result = loaded[name].result
         timing = result.get("timing")

@@ -30,7 +30,7 @@ def progress_handler(progress: Progress) -> Callable[[str, dict], None]:
             tasks[name] = progress.add_task("starting", backend=label, total=None)
         elif phase == "env" and name in tasks:  # building the backend's own environment
             progress.update(tasks[name], description=f"[dim]{event['message'][:60]}[/]")
-        elif phase in ("timing", "lockstep") and name in tasks:
+        elif phase in ("timing", "lockstep", "parts") and name in tasks:
             progress.update(tasks[name], description=phase, completed=event.get("step", 0),
                             total=event.get("total"))
         elif phase == "done" and name in tasks:

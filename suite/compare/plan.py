@@ -10,10 +10,19 @@ import numpy as np
 
 from suite import catalogue, data, envs, ledger, registry
 from suite.batches import epoch_orders
+from suite.compare import noise
+from suite.compare.attribution import MODES as ATTRIBUTION_MODES
 from suite.errors import UserError
 from suite.files import save_npz, write_json
 from suite.record_policy import Policy, fit, human_bytes, parse_policy, parse_size
-from suite.rundir import REFERENCE, BackendEntry, variant_name
+from suite.rundir import (
+    REFERENCE,
+    BackendEntry,
+    noise_name,
+    parts_name,
+    twin_name,
+    variant_name,
+)
 from suite.spec import Spec
 from suite.validation import (
     Constraint,
@@ -42,6 +51,7 @@ class Options:
     record: str | None = None  # None: the spec's [record] steps (default auto)
     record_budget: str | None = None  # None: the spec's [record] budget (default 1GB)
     repeat: int = 1  # lockstep runs of the reference and each backend (determinism)
+    attribution: str = "auto"  # which backends get a parts run (suite.compare.attribution)
 
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "device": one_of(catalogue.DEVICES, "--device"),
@@ -50,6 +60,7 @@ class Options:
         "timing_warmup": positive_int(),
         "timing_steps": positive_int("--timing-steps"),
         "repeat": positive_int("--repeat"),
+        "attribution": one_of(ATTRIBUTION_MODES, "--attribution"),
         "record": parses("all, auto or first=N,every=K", parse_policy, "--record", True),
         "record_budget": parses("a size such as 500MB or 2GB", parse_size, "--record-budget",
                                 True),
@@ -74,27 +85,60 @@ class Task:
 
     name: str
     target: str
-    role: str  # "reference", "backend" or "variant"
+    role: str  # one of rundir.ROLES
     options: dict[str, Any] = field(default_factory=dict)
     timing: bool = True
     env: envs.EnvSpec | None = None  # None: the main environment
+    environment: dict[str, str] = field(default_factory=dict)  # variables the worker gets
+
+    def twin(self, environment: dict[str, str]) -> Task:
+        """This backend's twin: its lockstep run again with ``environment`` (a ledger
+        entry's switches, suite.ledger.twin_env_for), never timed."""
+        return Task(twin_name(self.name), self.target, "twin", dict(self.options),
+                    timing=False, env=self.env, environment=dict(environment))
+
+    def parts(self) -> Task:
+        """The parts run of this backend (attribution): the same framework, environment
+        and options, never timed."""
+        return Task(parts_name(self.name), self.target, "parts", dict(self.options),
+                    timing=False, env=self.env)
 
 
 def plan_tasks(spec: Spec, requested: list[str] | None
                ) -> tuple[list[Task], dict[str, BackendEntry]]:
-    """The workers to run (the reference first, its ledger variants last), and the
-    backends left out with their run.json entries (see ``registry.select``)."""
+    """The workers to run (the reference first, then its noise run, the backends, and the
+    reference's ledger variants last), and the backends left out with their run.json
+    entries (see ``registry.select``)."""
     chosen, skipped = registry.select(requested)
     tasks = [Task(b.name, b.target, "reference" if b.name == REFERENCE else "backend",
                   env=b.env) for b in chosen]
+    dtype = spec.training.dtype
+    reference = tasks[0].target
+    noise_run = Task(noise_name(dtype), reference, "noise", noise.noise_options(dtype),
+                     timing=False)
     variants = []
     for task in tasks[1:]:
         conventions = ledger.conventions_for(spec, task.name)
         if conventions:
-            variants.append(Task(variant_name(task.name), tasks[0].target, "variant",
-                                 {"conventions": conventions}, timing=False))
-    return tasks + variants, {name: BackendEntry("backend", "unavailable", reason)
-                              for name, reason in skipped.items()}
+            variants.append(Task(variant_name(task.name), reference, "variant",
+                                 noise.variant_options(dtype, conventions), timing=False))
+    return ([tasks[0], noise_run, *tasks[1:], *variants],
+            {name: BackendEntry("backend", "unavailable", reason)
+             for name, reason in skipped.items()})
+
+
+def twin_runs(tasks: list[Task], spec: Spec) -> int:
+    """The backends that may need a twin (suite.ledger.twins): a lockstep record each, made
+    only if the backend leaves the noise, but counted in the budget up front."""
+    return sum(bool(ledger.twin_env_for(spec, task.name)) for task in tasks
+               if task.role == "backend")
+
+
+def wide_runs(tasks: list[Task], spec: Spec) -> int:
+    """The tasks that record in float64 in a float32 run (twice the bytes a step)."""
+    if spec.training.dtype != "float32":
+        return 0
+    return sum(task.options.get("dtype") == "float64" for task in tasks)
 
 
 @dataclass(frozen=True)
@@ -106,15 +150,17 @@ class RecordPlan:
     runs: int  # the workers that record (the reference, backends, variants)
     step_bytes: int  # one recorded step of one worker: its gradients and parameters
     budget: int
+    wide: int = 0  # of those, the ones in float64 in a float32 run: twice the bytes
 
     @property
     def estimate(self) -> int:
-        return len(self.policy.steps(self.steps)) * self.runs * self.step_bytes
+        return len(self.policy.steps(self.steps)) * (self.runs + self.wide) * self.step_bytes
 
     def describe(self) -> str:
+        wide = f", {self.wide} of them in float64" if self.wide else ""
         return (f"record: {self.policy.describe(self.steps)}; about "
                 f"{human_bytes(self.estimate)} for {self.runs} "
-                f"{'run' if self.runs == 1 else 'runs'} (budget "
+                f"{'run' if self.runs == 1 else 'runs'}{wide} (budget "
                 f"{human_bytes(self.budget)})")
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,7 +170,8 @@ class RecordPlan:
                 "estimate_bytes": self.estimate, "budget_bytes": self.budget}
 
 
-def plan_record(spec: Spec, runs: int, steps: int, options: Options) -> RecordPlan:
+def plan_record(spec: Spec, runs: int, steps: int, options: Options, wide: int = 0
+                ) -> RecordPlan:
     """The record policy (--record, else the spec's) and its estimate; refuses a policy
     whose record would not fit the budget (UserError: exit 2)."""
     requested = parse_policy(options.record or spec.record.steps)
@@ -132,12 +179,13 @@ def plan_record(spec: Spec, runs: int, steps: int, options: Options) -> RecordPl
     sizes = spec.sizes
     n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
     step_bytes = 2 * n_params * np.dtype(spec.training.dtype).itemsize
-    policy = requested or fit(steps, runs * step_bytes, budget)
-    plan = RecordPlan(policy, steps, runs, step_bytes, budget)
+    policy = requested or fit(steps, (runs + wide) * step_bytes, budget)
+    plan = RecordPlan(policy, steps, runs, step_bytes, budget, wide)
     if plan.estimate > budget:
         kept = len(policy.steps(steps))
         raise UserError(
-            f"the lockstep record would take about {human_bytes(plan.estimate)} ({runs} runs "
+            f"the lockstep record would take about {human_bytes(plan.estimate)} ({runs} runs"
+            f"{f' ({wide} in float64: twice the bytes)' if wide else ''} "
             f"x {kept} steps x {human_bytes(step_bytes)}), over the budget of "
             f"{human_bytes(budget)}",
             hint="record fewer steps with --record first=N,every=K or --record auto, or "

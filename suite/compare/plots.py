@@ -1,5 +1,5 @@
-"""A compare run's figures: loss curves, differences against the reference, per-layer
-gradient errors, step times.
+"""A compare run's figures: loss curves, differences against the reference, each
+backend's error against its variant and the noise, per-layer gradient errors, step times.
 
 Each function takes a loaded :class:`~suite.compare.results.Run` and returns a
 :class:`~suite.report.figures.Plot`, or None when the run has nothing to draw.
@@ -79,12 +79,50 @@ def differences(run: Run) -> Plot | None:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     caption = ("Difference against the reference per step, log scale; dashed: the tolerance "
-               "(for the loss, the relative tolerance × |reference loss|). Parameters and "
-               "gradients show the worst tensor at each step.")
+               "(for the loss, the relative tolerance × the largest |reference loss| so "
+               "far). Parameters and gradients show the worst tensor at each step.")
     if clipped:
         caption += (f" {clipped} value(s) below {floor:.0e} (exact agreement included) are "
                     f"drawn at that floor.")
     return Plot("differences", "Difference against the reference", to_svg(fig, "differences"),
+                caption)
+
+
+def noise_curves(run: Run) -> Plot | None:
+    """Per backend: its parameters' error against the baseline, against its ledger
+    variant, and the measured noise, over the steps (the worst tensor at each step)."""
+    comp = run.comparison
+    params = comp[(comp["kind"] == "param") & comp["backend"].isin(run.compared)]
+    if params.empty or not params["noise"].notna().any():
+        return None  # a run without a noise run: the differences figure says it all
+    names = [n for n in run.compared if (params["backend"] == n).any()]
+    fig, axes = figure_row(len(names), min(3.4 * len(names), 10.5), 2.8)
+    for ax, name in zip(axes, names, strict=True):
+        mine = params[params["backend"] == name].groupby("step")
+        # the variant wide and pale underneath: where the backend's error is the same
+        # against both (a convention equal for this spec), the two lines lie on each other
+        lines = (("against its variant", mine["variant_rel_l2_error"].max(), "#c084fc", "-",
+                  3.2),
+                 ("against the reference", mine["rel_l2_error"].max(), colors(run)[name], "-",
+                  1.3),
+                 ("noise", mine["noise"].max(), "#111827", ":", 1.2),
+                 ("tolerance", mine["tolerance"].max(), "#6b7280", "--", 1.0))
+        found = np.concatenate([v.to_numpy(float) for _, v, *_ in lines])
+        floor = floor_for(found, run.dtype)
+        for label, values, color, style, width in lines:
+            if values.notna().any():
+                ax.plot(values.index, np.maximum(values.to_numpy(float), floor), ls=style,
+                        lw=width, color=color, label=label)
+        ax.set_yscale("log")
+        ax.set(title=name, xlabel="step")
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes),
+                          key=lambda found: len(found[1]))
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
+    caption = ("Each backend's parameters against the baseline (the exact answer of a "
+               "float32 run, the reference of a float64 one), against its ledger variant "
+               "where it has one, and the measured noise: how far a correct implementation "
+               "is; dashed, the tolerance. The worst tensor at each step, log scale.")
+    return Plot("noise-curves", "Error, variant and noise", to_svg(fig, "noise-curves"),
                 caption)
 
 
@@ -115,7 +153,8 @@ def _difference_panels(run: Run) -> list[tuple[str, Callable[[str], pd.Series | 
             return rows[rows["backend"] == name].groupby("step")["max_abs_diff"].max()
         ref = run.losses[run.losses["backend"] == run.reference].set_index("step")["loss"]
         tol = rows.groupby("step")["tolerance"].max()
-        return (tol * ref.reindex(tol.index).abs()).dropna()
+        # errors are relative to the largest the reference's loss has been so far
+        return (tol * ref.abs().cummax().reindex(tol.index)).dropna()
 
     return [("parameters: rel. L2 error", worst("param")),
             ("gradients: rel. L2 error", worst("grad")),
@@ -192,6 +231,7 @@ def timing_bars(run: Run) -> Plot | None:
 PLOTS: dict[str, Callable[[Run], Plot | None]] = {
     "loss-curves": loss_curves,
     "differences": differences,
+    "noise-curves": noise_curves,
     "layer-gradients": layer_gradients,
     "timing-bars": timing_bars,
 }

@@ -25,7 +25,7 @@ from suite.report.format import (
     sci,
     seconds,
 )
-from suite.rundir import SummaryRow, TimingRow, parse_variant
+from suite.rundir import REFERENCE_RUNS, SummaryRow, TimingRow, parse_variant
 
 NO_RESULT = "no result"  # a check missing from summary.csv
 #: worst first, as suite.rundir.SEVERITY with a missing check after fail: a backend's
@@ -67,6 +67,7 @@ class Report:
     lockstep: Table | None
     ledger: tuple[tuple[LedgerEntry, str], ...]  # an entry that applied, its variant's status
     errors: Table | None
+    attribution: Table | None
     environment: Table
     generated: str
     checks: tuple[str, ...] = tuple(rundir.CHECKS)
@@ -91,12 +92,20 @@ def build(run: Run) -> Report:
         gradients=gradients, gradients_note=gradients_note, timing=_timing(run),
         lockstep=_lockstep(run),
         ledger=tuple(_ledger_applied(run)),
-        errors=_errors(run), environment=_environment(run),
+        errors=_errors(run), attribution=_attribution(run), environment=_environment(run),
         generated=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by fnn-suite {__version__}",
     )
 
 
-def _tolerances(limits: dict[str, float]) -> str:
+def _tolerances(limits: dict[str, Any]) -> str:
+    """How the run was judged: the comparison's own words, else its settings (a run that
+    stopped before the reference ran), else the fixed limits of an older run."""
+    if limits.get("description"):
+        return limits["description"]
+    if "noise_run" in limits:
+        return (f"within {limits['noise_factor']:g} x the noise measured by "
+                f"{limits['noise_run']}, at least {sci(limits['floor'])}; nothing was "
+                "compared")
     relative = [f"{k} {sci(v)}" for k, v in limits.items() if k != "atol"]
     text = ", ".join(relative) + " (relative L2 error)" if relative else "not recorded"
     if "atol" in limits:
@@ -178,6 +187,8 @@ def _cell(check: SummaryRow) -> Cell:
         lines.append(f"from step {check.step}")
         lines += [tensor_label(check.tensor)] if check.tensor else []
     lines.append(f"worst {_versus(check.rel_l2_error, check.tolerance)}")
+    if check.attribution and check.attribution != "within noise":
+        lines.append(f"attribution: {check.attribution}")
     return Cell(check.verdict, css, tuple(lines))
 
 
@@ -313,7 +324,7 @@ def _lockstep(run: Run) -> Table | None:
     """Training against the lockstep run's own overhead, per backend."""
     rows = []
     for name, info in run.backends.items():
-        if info.role == "variant" or info.lockstep_train_s is None or not info.lockstep_steps:
+        if info.role in REFERENCE_RUNS or info.lockstep_train_s is None or not info.lockstep_steps:
             continue
         train, export, steps = info.lockstep_train_s, info.lockstep_export_s or 0.0, \
             info.lockstep_steps
@@ -342,11 +353,18 @@ def _ledger_applied(run: Run) -> list[tuple[LedgerEntry, str]]:
     return found
 
 
+def _attribution(run: Run) -> Table | None:
+    """The backends with a parts run: where each one's drift began, and why so."""
+    rows = [(c.backend, c.verdict, c.attribution, c.reason or "—") for c in run.checks
+            if c.check == "trajectory" and c.attribution]
+    return Table(("backend", "trajectory", "attribution", "why"), tuple(rows)) if rows else None
+
+
 def _errors(run: Run) -> Table | None:
     """Backends that did not run, checks that crashed, timing runs that failed."""
     ok = {name: b for name, b in run.backends.items() if b.status == "ok"}
-    rows = [(name, "lockstep run", b.status, b.reason or "—")
-            for name, b in run.backends.items() if b.status != "ok"]
+    rows = [(name, "parts run" if b.role == "parts" else "lockstep run", b.status,
+             b.reason or "—") for name, b in run.backends.items() if b.status != "ok"]
     rows += [(c.backend, f"check {c.check}", c.verdict, c.reason or "—") for c in run.checks
              if c.verdict == "error" and c.backend in ok]
     timed = {t.backend: t for t in run.timings}
@@ -368,7 +386,8 @@ def _thread_rows(run: Run) -> list[tuple[str, str]]:
             f"{k}={v}" for k, v in run.info["thread_environment"].items())))
     rows += [(f"threads and precision ({name})",
               ", ".join(f"{k}={v}" for k, v in info.runtime.items()))
-             for name, info in run.backends.items() if info.runtime and info.role != "variant"]
+             for name, info in run.backends.items()
+             if info.runtime and info.role not in REFERENCE_RUNS]
     return rows
 
 
@@ -376,7 +395,7 @@ def _environment(run: Run) -> Table:
     env, meta = run.info.get("environment", {}), run.info
     rows = [("Python", env.get("python", "—")), ("NumPy", env.get("numpy", "—"))]
     for name, info in run.backends.items():
-        if info.role == "variant":
+        if info.role in REFERENCE_RUNS:
             continue
         for package, version in info.versions.items():
             row = (f"{package} ({name})" if package != name else package, version)

@@ -128,6 +128,12 @@ class Run:
         return self._csv("timing")
 
     @cached_property
+    def parts(self) -> pd.DataFrame:
+        """Attribution: per backend with a parts run, recorded step, part and tensor, its
+        error alone against the noise (suite.compare.attribution); empty without one."""
+        return self._csv("parts")
+
+    @cached_property
     def checks(self) -> list[SummaryRow]:
         """summary.csv as records."""
         return [row_from_cells(SummaryRow, row) for row in self.summary.to_dict("records")]

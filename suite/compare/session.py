@@ -20,11 +20,19 @@ from typing import Any
 import numpy as np
 
 import suite
-from suite import data, machine, registry, rundir
+from suite import data, ledger, machine, registry, rundir
 from suite import record as record_files
 from suite.batches import count_steps
-from suite.compare import comparison, determinism
-from suite.compare.plan import Options, Task, plan_record, plan_tasks, write_plan
+from suite.compare import attribution, comparison, determinism, noise
+from suite.compare.plan import (
+    Options,
+    Task,
+    plan_record,
+    plan_tasks,
+    twin_runs,
+    wide_runs,
+    write_plan,
+)
 from suite.errors import DiskFull, UserError
 from suite.files import read_json, save_npz, write_json
 from suite.initializers import initial_params
@@ -36,7 +44,7 @@ from suite.processes import (
     worker_env,
 )
 from suite.record_policy import Policy
-from suite.rundir import BackendEntry
+from suite.rundir import BackendEntry, SummaryRow
 from suite.session import Session
 from suite.spec import Spec, from_dict
 
@@ -52,7 +60,8 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
     dtype = np.dtype(spec.training.dtype)
     params = {k: v.astype(dtype) for k, v in initial_params(spec).items()}
     steps = count_steps(len(prepared.x), spec.training)
-    record_plan = plan_record(spec, options.recording_runs(tasks), steps, options)
+    record_plan = plan_record(spec, options.recording_runs(tasks) + twin_runs(tasks, spec),
+                              steps, options, wide_runs(tasks, spec))
     on_event("", {"phase": "record", "message": record_plan.describe()})
     run_dir = rundir.create(spec.name, options.root, options.out, options.force)
     entries = {t.name: BackendEntry(t.role, target=t.target).to_dict() for t in tasks}
@@ -66,14 +75,14 @@ def run(spec: Spec, options: Options, on_event: ProgressFn = ignore_progress) ->
         "steps": steps, "record": record_plan.to_dict(),
         "timing": {"enabled": options.timing, "warmup": options.timing_warmup,
                    "steps": options.timing_steps},
-        "repeat": options.repeat,
+        "repeat": options.repeat, "attribution": options.attribution,
         "timeout_s": options.timeout_s,
         "environment": machine.environment(),
         "backends": entries, "ledger": [],
-        "tolerances": comparison.TOLERANCES[spec.training.dtype],
+        "tolerances": noise.settings(spec.training.dtype),
     }
-    _run_workers(run_dir, record, spec, prepared, params, tasks, options, record_plan.policy,
-                 on_event)
+    _run_workers(run_dir, record, spec, prepared, params, tasks, tasks, options,
+                 record_plan.policy, on_event)
     return run_dir
 
 
@@ -94,14 +103,15 @@ def resume(run_dir: Path, on_event: ProgressFn = ignore_progress) -> Path:
     entries = {name: BackendEntry.from_dict(raw) for name, raw in record["backends"].items()}
     builtins = registry.builtin_names()
     requested = [name if name in builtins or not e.target else e.target
-                 for name, e in entries.items() if e.role != "variant"
+                 for name, e in entries.items() if e.role not in rundir.REFERENCE_RUNS
                  and e.status != "unavailable"]
     timing = record.get("timing", {})
     options = Options(backends=requested, device=record.get("device", "cpu"),
                       threads=record["threads"], timeout_s=record.get("timeout_s", 600.0),
                       timing=timing.get("enabled", True),
                       timing_warmup=timing.get("warmup", 10),
-                      timing_steps=timing.get("steps", 50), repeat=record.get("repeat", 1))
+                      timing_steps=timing.get("steps", 50), repeat=record.get("repeat", 1),
+                      attribution=record.get("attribution", "auto"))
     tasks, _ = plan_tasks(spec, requested)
     todo = [t for t in tasks if entries.get(t.name, BackendEntry(t.role)).status == "pending"]
     for task in todo:
@@ -111,7 +121,8 @@ def resume(run_dir: Path, on_event: ProgressFn = ignore_progress) -> Path:
     policy = Policy.from_dict((record.get("record") or {}).get("policy"))
     for leftover in run_dir.glob(f".{SCRATCH_PREFIX}*"):  # a killed run's scratch
         shutil.rmtree(leftover, ignore_errors=True)
-    _run_workers(run_dir, record, spec, prepared, params, todo, options, policy, on_event)
+    _run_workers(run_dir, record, spec, prepared, params, tasks, todo, options, policy,
+                 on_event)
     return run_dir
 
 
@@ -127,9 +138,10 @@ def _readable_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: data.Prepared,
-                 params: dict, tasks: list[Task], options: Options, policy: Policy,
-                 on_event: ProgressFn) -> None:
-    """One worker process per task, one after another; run.json after each."""
+                 params: dict, planned: list[Task], tasks: list[Task], options: Options,
+                 policy: Policy, on_event: ProgressFn) -> None:
+    """One worker process per task, one after another, run.json after each; then the parts
+    runs that attribution asks for (of ``planned``'s backends)."""
     disk_full: list[str] = []  # the workers' reasons, when a full disk was one
     with Session(run_dir, record, finish_and_point_latest, prefix=SCRATCH_PREFIX) as session:
         if not (run_dir / "initial_params.npz").exists():  # a new run, not a resumed one
@@ -137,32 +149,68 @@ def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: da
         (run_dir / "workers").mkdir(exist_ok=True)
         threads = record["threads"]
         write_plan(session.scratch, spec, prepared, params, options, threads, policy)
-        env = worker_env(threads)
+        reference = planned[0].target
         for task in tasks:
-            on_event(task.name, {"phase": "start", "role": task.role})
-            started = time.perf_counter()
-            result = run_backend_worker(
-                WORKER, task.name, task.env,
-                {"backend": {"name": task.name, "target": task.target, "options": task.options},
-                 "timing": {"enabled": task.timing}, "repeat": options.repeats(task)},
-                session.scratch, session.scratch / task.name,
-                rundir.worker_log(run_dir, task.name), env, options.timeout_s, on_event)
-            result.setdefault("backend", task.name)
-            if result.get("reason"):  # name the record's place in the run, not the scratch's
-                result["reason"] = result["reason"].replace(
-                    str(session.scratch / task.name / rundir.RECORD),
-                    str(rundir.record_dir(run_dir, task.name)))
-            if result.pop("disk_full", False):
-                disk_full.append(result["reason"])
-            result["wall_s"] = time.perf_counter() - started
-            rundir.adopt_worker_files(run_dir, session.scratch / task.name, task.name)
-            write_json(rundir.worker_result(run_dir, task.name), result)
-            record["backends"][task.name] = backend_entry(task, result).to_dict()
+            _run_task(session, task, options, reference, disk_full, on_event)
+        for task in followup_tasks(run_dir, record, spec, planned, options):
+            record["backends"][task.name] = BackendEntry(task.role, target=task.target).to_dict()
             session.save()
-            on_event(task.name, {"phase": "done", "status": result["status"],
-                                 "reason": result.get("reason")})
+            _run_task(session, task, options, reference, disk_full, on_event)
     if disk_full:  # the run is whole, but a backend's record did not fit: not a pass
         raise DiskFull(disk_full[0])
+
+
+def _run_task(session: Session, task: Task, options: Options, reference: str,
+              disk_full: list[str], on_event: ProgressFn) -> None:
+    """One worker: its result, files and run.json entry kept, whatever became of it."""
+    run_dir, record = session.folder, session.record
+    on_event(task.name, {"phase": "start", "role": task.role})
+    started = time.perf_counter()
+    order = {"backend": {"name": task.name, "target": task.target, "options": task.options},
+             "timing": {"enabled": task.timing}, "repeat": options.repeats(task)}
+    if task.role == "parts":
+        order.update(mode="parts", reference=reference)
+    result = run_backend_worker(
+        WORKER, task.name, task.env, order, session.scratch, session.scratch / task.name,
+        rundir.worker_log(run_dir, task.name),
+        {**worker_env(record["threads"]), **task.environment}, options.timeout_s, on_event)
+    result.setdefault("backend", task.name)
+    if result.get("reason"):  # name the record's place in the run, not the scratch's
+        result["reason"] = result["reason"].replace(
+            str(session.scratch / task.name / rundir.RECORD),
+            str(rundir.record_dir(run_dir, task.name)))
+    if result.pop("disk_full", False):
+        disk_full.append(result["reason"])
+    result["wall_s"] = time.perf_counter() - started
+    rundir.adopt_worker_files(run_dir, session.scratch / task.name, task.name)
+    write_json(rundir.worker_result(run_dir, task.name), result)
+    record["backends"][task.name] = backend_entry(task, result).to_dict()
+    session.save()
+    on_event(task.name, {"phase": "done", "status": result["status"],
+                         "reason": result.get("reason")})
+
+
+def followup_tasks(run_dir: Path, record: dict[str, Any], spec: Spec, planned: list[Task],
+                   options: Options) -> list[Task]:
+    """The runs still to make once the lockstep runs are judged: for each backend outside
+    the noise (suite.compare.attribution.wanted), its twin where a ledger entry has one
+    (suite.ledger.twins) and its parts run where --attribution asks for one."""
+    try:
+        summary = comparison.build_tables(run_dir).summary
+    except (OSError, ValueError, KeyError, record_files.DamagedRecord):
+        return []  # the tables, made at the end, will name what cannot be read
+    rows = [rundir.row_from_cells(SummaryRow, cells) for cells in summary.to_dict("records")]
+    by_name = {task.name: task for task in planned if task.role == "backend"}
+    todo = []
+    for name in attribution.wanted("auto", rows):
+        twin_env = ledger.twin_env_for(spec, name)
+        if name in by_name and twin_env:
+            todo.append(by_name[name].twin(twin_env))
+    for name in attribution.wanted(options.attribution, rows):
+        if name in by_name:
+            todo.append(by_name[name].parts())
+    return [task for task in todo
+            if record["backends"].get(task.name, {}).get("status", "pending") == "pending"]
 
 
 def backend_entry(task: Task, result: dict[str, Any]) -> BackendEntry:
@@ -187,6 +235,7 @@ def tabulate(run_dir: Path, record: dict[str, Any]) -> None:
     comparison.write_tables(run_dir, tables)
     record["ledger"] = comparison.applied_entries(tables.summary)
     record["determinism"] = repeated_runs(run_dir, record)
+    record["tolerances"] = {**record.get("tolerances", {}), "description": tables.noise}
     write_json(run_dir / rundir.RUN_JSON, record)
 
 

@@ -1,7 +1,8 @@
 """One backend of a comparison in its own process: ``python -m suite.compare.worker PLAN OUT``.
 
 Reads the plan the session wrote (plan.json: spec and settings; plan.npz: data, batch
-order, initial parameters) and its task (OUT/task.json: which backend), runs the timing
+order, initial parameters) and its task (OUT/task.json: which backend, and its mode: a
+parts run, suite.compare.parts, for attribution, or else the usual), runs the timing
 run and then the lockstep run (again, from a fresh build, for each --repeat: into
 OUT/repeat-<n>/), and writes its results as files: result.json, and the
 lockstep record (OUT/record/, see suite.record) while it trains. Progress goes to stdout
@@ -25,6 +26,7 @@ import numpy as np
 
 from backends.base import Backend, Params, dense_names
 from suite import batches, record, registry
+from suite.compare import parts
 from suite.errors import DiskFull
 from suite.record_policy import EVERY_STEP, Policy
 from suite.spec import Spec, from_dict
@@ -82,6 +84,8 @@ class Plan(Job):
         self.meta["backend"] = task["backend"]
         self.meta["timing"]["enabled"] &= task["timing"]["enabled"]
         self.meta["repeat"] = int(task.get("repeat", 1))
+        self.meta["mode"] = task.get("mode", "lockstep")  # or "parts" (attribution)
+        self.meta["reference"] = task.get("reference")  # the reference's target, for parts
         arrays = np.load(folder / "plan.npz")
         params = {k[len("params/"):]: arrays[k] for k in arrays.files if k.startswith("params/")}
         super().__init__(from_dict(self.meta["spec"], source="plan"), arrays["x"], arrays["y"],
@@ -205,13 +209,21 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
     if missing:
         result.update(status="unsupported", reason="; ".join(missing))
         return result
+    policy = Policy.from_dict(plan.meta.get("record"))
+    if plan.meta["mode"] == "parts":  # attribution: the parts alone (suite.compare.parts)
+        reference = registry.import_target(plan.meta["reference"])
+        try:
+            result["parts"] = parts.run_parts(backend, reference, plan, policy,
+                                              plan.meta["threads"], emit)
+        except NotImplementedError as exc:
+            result.update(status="unsupported", reason=f"no attribution: {exc}")
+        return result
     if plan.meta["timing"]["enabled"]:
         try:
             result["timing"] = run_timing(backend, plan)
         except Exception as exc:
             traceback.print_exc()
             result["timing"] = {"status": "error", "reason": describe_exception(exc)}
-    policy = Policy.from_dict(plan.meta.get("record"))
     result["lockstep"] = run_lockstep(backend, plan, out, policy)
     if result["lockstep"]["status"] != "ok":
         result.update(status="error", reason=result["lockstep"]["reason"])

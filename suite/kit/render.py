@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import suite
-from suite.compare import comparison
+from suite.compare import noise
 from suite.files import atomic_write_text
 from suite.kit.matrix import (
     SHORT_DTYPE,
@@ -81,8 +81,9 @@ def page(result: KitResult) -> Page:
     table = by_probe(verdicts)
     rows = [(probe, [_cell(cells.get(column)) for column in columns])
             for probe, cells in table.items()]
-    tol = ", ".join(f"{d}: one step {comparison.TOLERANCES[d]['step']:g}, later steps "
-                    f"{comparison.TOLERANCES[d]['trajectory']:g}" for d in result.options.dtypes)
+    fixed = noise.FIXED_TOLERANCES
+    tol = ", ".join(f"{d}: one step {fixed[d]['step']:g}, later steps "
+                    f"{fixed[d]['trajectory']:g}" for d in result.options.dtypes)
     versions = "; ".join(f"{b}: " + (", ".join(f"{k} {v}" for k, v in result.versions[b].items())
                                      or "unknown") for b in backends)
     facts = [("backends", ", ".join(backends)), ("versions", versions),
@@ -90,7 +91,11 @@ def page(result: KitResult) -> Page:
              ("threads", str(result.threads)),
              ("battery", f"{len(result.probes)} probes x {len(result.options.dtypes)} dtypes, "
                          f"checks: {', '.join(CHECKS)}"),
-             ("tolerances", f"relative L2 error; {tol}"),
+             ("tolerances", f"relative L2 error, fixed (suite compare measures each "
+                            f"run's noise; the probes do not yet); {tol}"),
+             ("verdicts", "pass: within the tolerance; known difference: outside it (or "
+                          "closer to the ledger variant), and the entry's variant or twin "
+                          "brings it back within; fail: neither"),
              ("fnn-suite", suite.__version__)]
     details = [v for v in verdicts if v.verdict != "pass"]
     return Page(title=f"Conformance: {', '.join(backends)}",

@@ -18,6 +18,11 @@ class Entry:
     source: str
     conventions: dict[str, str] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ()  # and only in runs of these dtypes (empty: any dtype)
+    #: where no reference convention reproduces the framework's part (a kernel library's
+    #: own arithmetic), the environment variables that switch it off: the backend's *twin*,
+    #: run with them, computes the plain formula, and the entry explains a difference only
+    #: where the twin is back within the noise
+    twin_env: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -26,11 +31,13 @@ class Entry:
         return data
 
     def applies(self, spec: Spec, backend: str) -> bool:
-        """True when this entry has conventions and concerns this backend and spec.
+        """True when this entry has conventions or a twin and concerns this backend and
+        spec.
 
         ``backend`` may carry a version (``torch@2.12.0``): the entry concerns it too.
         """
-        return (backend.partition("@")[0] in self.backends and bool(self.conventions)
+        return (backend.partition("@")[0] in self.backends
+                and bool(self.conventions or self.twin_env)
                 and bool(set(spec.features()).intersection(self.features))
                 and (not self.dtypes or spec.training.dtype in self.dtypes))
 

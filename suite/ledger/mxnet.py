@@ -125,6 +125,25 @@ ENTRIES: tuple[Entry, ...] = (
         dtypes=("float64",),
     ),
     Entry(
+        id="mxnet-onednn",
+        title="float32 runs: operators on oneDNN (MKL-DNN), log_softmax among them",
+        backends=MXNET,
+        features=("dtype:float32",),
+        reference="every operator in float32 by its formula, e.g. log_softmax(z) = z - m "
+                  "- log(sum exp(z - m)), m = max z: first-step gradients 0.9 to 1.3e-7 "
+                  "(relative L2) from the float64 answer on digits-mlp",
+        backend="MXNet's CPU build hands float32 log_softmax (last axis, 1 to 4 "
+                "dimensions) and its backward to oneDNN's logsoftmax primitives, which "
+                "round otherwise: 6.5e-7 to 1.0e-6 from the float64 answer on digits-mlp "
+                "(on 32 random float32 logits, the cross-entropy gradient 1.09e-6 from "
+                "exact, 4.3e-8 with MXNET_MKLDNN_ENABLED=0)",
+        source="src/operator/nn/mkldnn/mkldnn_log_softmax.cc (SupportMKLDNNLogSoftmax, "
+               "MKLDNNLogSoftmaxForward/Backward); src/operator/nn/mkldnn/"
+               "mkldnn_base-inl.h (MKLDNNEnvSet: MXNET_MKLDNN_ENABLED, on by default)",
+        dtypes=("float32",),
+        twin_env={"MXNET_MKLDNN_ENABLED": "0"},
+    ),
+    Entry(
         id="mxnet-dense-layout",
         title="Dense layout: Gluon stores the weight transposed",
         backends=MXNET,

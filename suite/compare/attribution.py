@@ -1,0 +1,140 @@
+"""Attribution, harness side: which backends get a parts run, how its rows are judged, and
+what they say about a trajectory that left the noise.
+
+A parts run (suite.compare.parts, worker side) measures a backend's forward, backward and
+optimizer each alone, fed the reference's own state. Judged against the measured noise
+as the lockstep rows are (the same NOISE_FACTOR, envelope and floors), it answers the
+question a trajectory outside the noise raises: *which part left first?*
+
+- a part outside the noise at some step: that part, its tensor and step, first in step
+  order (forward, then backward, then optimizer within a step, as a step runs them);
+- every part within the noise at every recorded step: *compounding*. The trajectories
+  parted although no part of the step differs by more than correct implementations do;
+  the run's own chaos (a ReLU that flips, a loss landscape that amplifies), not a bug.
+  The trajectory's verdict is then pass, with that said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from suite.compare.noise import NOISE_FACTOR, Envelope
+from suite.rundir import PartsRow, SummaryRow
+
+#: --attribution: which backends get a parts run after the lockstep runs
+MODES = ("auto", "always", "never")
+PART_ORDER = {"contract": -1, "forward": 0, "backward": 1, "optimizer": 2}
+
+
+def wanted(mode: str, summary: Iterable[SummaryRow]) -> list[str]:
+    """The backends whose parts run ``mode`` asks for: under auto, those with a check
+    outside the noise (fail or known difference) and no error; under always, every
+    backend that ran."""
+    rows = list(summary)
+    if mode == "never":
+        return []
+    by_backend: dict[str, list[SummaryRow]] = {}
+    for row in rows:
+        by_backend.setdefault(row.backend, []).append(row)
+    chosen = []
+    for backend, checks in by_backend.items():
+        verdicts = {c.verdict for c in checks}
+        if verdicts & {"error", "unsupported"}:
+            continue
+        if mode == "always" or verdicts & {"fail", "known difference"}:
+            chosen.append(backend)
+    return chosen
+
+
+def judge(backend: str, rows: list[list], dtype: str) -> list[PartsRow]:
+    """A parts run's raw rows (step, part, tensor, error, noise, max_abs, finite), judged
+    against the noise envelope of each part and tensor."""
+    envelope = Envelope(dtype)
+    judged = []
+    for step, part, tensor, error, noise, max_abs, finite in sorted(
+            rows, key=lambda r: (r[0], PART_ORDER[r[1]])):
+        level, tolerance = envelope.tolerance(part, tensor, float(noise))
+        within = bool(error <= tolerance or max_abs <= envelope.atol)
+        judged.append(PartsRow(backend, int(step), part, tensor, float(max_abs),
+                               float(error), level, tolerance, within, bool(finite)))
+    return judged
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a parts run says: the first part outside the noise, or none (compounding)."""
+
+    first: PartsRow | None
+    recorded: int  # the recorded steps it measured
+
+    @property
+    def label(self) -> str:
+        if self.first is None:
+            return "compounding"
+        row = self.first
+        where = "" if row.part == "forward" else f" {row.tensor}"
+        return f"{row.part}{where} at step {row.step}"
+
+    def sentence(self) -> str:
+        if self.first is None:
+            return (f"each part alone (forward, backward, optimizer, fed the reference's "
+                    f"state) is within {NOISE_FACTOR:g} x the noise at all {self.recorded} "
+                    "recorded steps: the trajectories part by compounding")
+        row = self.first
+        what = {"forward": "the forward (loss at the reference's parameters)",
+                "backward": f"the backward ({row.tensor}'s gradient at the reference's "
+                            "parameters)",
+                "optimizer": f"the optimizer ({row.tensor} after the update of the "
+                             "reference's gradients)"}[row.part]
+        if row.noise * NOISE_FACTOR < row.tolerance:  # the dtype's floor set it
+            against = f"over the tolerance {row.tolerance:.3g} (the noise under the floor)"
+        else:
+            against = f"{row.rel_l2_error / row.noise:.3g} x the noise {row.noise:.3g}"
+        return (f"{what} left first, at step {row.step}: {row.rel_l2_error:.3g} (relative "
+                f"L2), {against}")
+
+
+def broken_contract(rows: list[PartsRow]) -> str | None:
+    """Why the parts cannot be trusted, where the run's first steps showed apply_grads
+    making another update than train_step (suite.compare.parts.CONTRACT_STEPS)."""
+    broken = [r for r in rows if r.part == "contract" and not r.within]
+    if not broken:
+        return None
+    first = broken[0]
+    return (f"its apply_grads, fed its own gradients, does not make train_step's update: "
+            f"{first.tensor} differs by {first.rel_l2_error:.3g} (relative L2) at step "
+            f"{first.step}")
+
+
+def find(rows: list[PartsRow], recorded: int) -> Finding:
+    """The first row outside the noise: by step, then part, then the furthest out."""
+    outside = [r for r in rows if not r.within and r.part != "contract"]
+    if not outside:
+        return Finding(None, recorded)
+    first = min(outside, key=lambda r: (r.step, PART_ORDER[r.part],
+                                        -r.rel_l2_error / max(r.tolerance, 1e-300)))
+    return Finding(first, recorded)
+
+
+def apply(row: SummaryRow, finding: Finding | None, why_not: str | None) -> SummaryRow:
+    """The trajectory's verdict with what the parts run found (or why there is none).
+
+    A fail whose parts are each within the noise is a pass by compounding; any other
+    verdict keeps its word and gains the attribution.
+    """
+    if finding is None:
+        if row.verdict == "fail" and why_not:
+            return replace(row, reason=f"{row.reason}; no attribution: {why_not}")
+        return row
+    if row.verdict == "fail" and finding.first is None:
+        return replace(row, verdict="pass", attribution=finding.label,
+                       reason=f"outside the noise from step {row.step} ({row.tensor}), but "
+                              f"{finding.sentence()}")
+    if row.verdict in ("fail", "known difference"):
+        return replace(row, attribution=finding.label,
+                       reason=f"{row.reason}; {finding.sentence()}")
+    if finding.first is None:  # nothing left the noise: nothing to attribute
+        return replace(row, attribution="within noise")
+    return replace(row, attribution=finding.label)
+
