@@ -173,6 +173,7 @@ class PartsRow:
     tolerance: float
     within: bool
     finite: bool
+    variant_rel_l2_error: float = math.nan  # against the ledger variant fed the same
 
 
 @dataclass(frozen=True)

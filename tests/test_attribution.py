@@ -155,3 +155,21 @@ def test_a_bad_attribution_mode_is_one_line():
 
     with pytest.raises(UserError, match="--attribution"):
         Options(attribution="sometimes")
+
+
+def test_a_fail_whose_parts_the_variant_explains_is_a_known_difference():
+    """Keras's float32 SGD momentum in a float64 run: its optimizer alone is far outside
+    the noise of the plain reference and within it of the ledger variant; the rest of
+    the trajectory's distance to the variant is compounding (30 epochs of digits-mlp)."""
+    optimizer = attribution.judge("b", [[1, "optimizer", "dense_1/bias", 1e-8, 1e-16, 1e-9,
+                                         True, 0.0]], "float64")[0]
+    assert attribution.explained(optimizer) and not optimizer.within
+    judged = attribution.apply(row("fail"), attribution.Finding(None, 40, optimizer), None,
+                               ["keras-float32-sgd-momentum"])
+    assert judged.verdict == "known difference"
+    assert judged.ledger == "keras-float32-sgd-momentum"
+    assert judged.attribution == "optimizer dense_1/bias at step 1"
+    assert "within it of the ledger variant" in judged.reason
+    # without an entry to name, the variant cannot explain: the fail stands
+    assert attribution.apply(row("fail"), attribution.Finding(None, 40, optimizer),
+                             None).verdict == "fail"

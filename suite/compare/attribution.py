@@ -16,6 +16,7 @@ question a trajectory outside the noise raises: *which part left first?*
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -48,51 +49,70 @@ def wanted(mode: str, summary: Iterable[SummaryRow]) -> list[str]:
 
 
 def judge(backend: str, rows: list[list], dtype: str) -> list[PartsRow]:
-    """A parts run's raw rows (step, part, tensor, error, noise, max_abs, finite), judged
-    against the noise envelope of each part and tensor."""
+    """A parts run's raw rows (step, part, tensor, error, noise, max_abs, finite, and the
+    error against the ledger variant), judged against the noise envelope of each part
+    and tensor."""
     envelope = Envelope(dtype)
     judged = []
-    for step, part, tensor, error, noise, max_abs, finite in sorted(
+    for step, part, tensor, error, noise, max_abs, finite, *variant in sorted(
             rows, key=lambda r: (r[0], PART_ORDER[r[1]])):
         level, tolerance = envelope.tolerance(part, tensor, float(noise))
         within = bool(error <= tolerance or max_abs <= envelope.atol)
         judged.append(PartsRow(backend, int(step), part, tensor, float(max_abs),
-                               float(error), level, tolerance, within, bool(finite)))
+                               float(error), level, tolerance, within, bool(finite),
+                               float(variant[0]) if variant else math.nan))
     return judged
+
+
+def explained(row: PartsRow) -> bool:
+    """Within the noise of the ledger variant fed the same: the ledger explains it."""
+    return bool(row.variant_rel_l2_error <= row.tolerance)
 
 
 @dataclass(frozen=True)
 class Finding:
-    """What a parts run says: the first part outside the noise, or none (compounding)."""
+    """What a parts run says: the first part outside the noise that the ledger does not
+    explain, or none (compounding); and the first that the ledger explains, if any."""
 
     first: PartsRow | None
     recorded: int  # the recorded steps it measured
+    explained: PartsRow | None = None
 
     @property
     def label(self) -> str:
-        if self.first is None:
+        row = self.first or self.explained
+        if row is None:
             return "compounding"
-        row = self.first
         where = "" if row.part == "forward" else f" {row.tensor}"
         return f"{row.part}{where} at step {row.step}"
 
     def sentence(self) -> str:
-        if self.first is None:
+        if self.first is None and self.explained is None:
             return (f"each part alone (forward, backward, optimizer, fed the reference's "
                     f"state) is within {NOISE_FACTOR:g} x the noise at all {self.recorded} "
                     "recorded steps: the trajectories part by compounding")
+        if self.first is None:
+            return (f"{_part(self.explained)} left the noise first, at step "
+                    f"{self.explained.step}, and is within it of the ledger variant, as is "
+                    f"every part alone at all {self.recorded} recorded steps: the entry "
+                    "explains the part, the rest of the trajectory's distance is compounding")
         row = self.first
-        what = {"forward": "the forward (loss at the reference's parameters)",
-                "backward": f"the backward ({row.tensor}'s gradient at the reference's "
-                            "parameters)",
-                "optimizer": f"the optimizer ({row.tensor} after the update of the "
-                             "reference's gradients)"}[row.part]
+        what = _part(row)
         if row.noise * NOISE_FACTOR < row.tolerance:  # the dtype's floor set it
             against = f"over the tolerance {row.tolerance:.3g} (the noise under the floor)"
         else:
             against = f"{row.rel_l2_error / row.noise:.3g} x the noise {row.noise:.3g}"
         return (f"{what} left first, at step {row.step}: {row.rel_l2_error:.3g} (relative "
                 f"L2), {against}")
+
+
+def _part(row: PartsRow) -> str:
+    return {"forward": "the forward (loss at the reference's parameters)",
+            "backward": f"the backward ({row.tensor}'s gradient at the reference's "
+                        "parameters)",
+            "optimizer": f"the optimizer ({row.tensor} after the update of the reference's "
+                         "gradients)"}[row.part]
+
 
 
 def broken_contract(rows: list[PartsRow]) -> str | None:
@@ -110,31 +130,41 @@ def broken_contract(rows: list[PartsRow]) -> str | None:
 def find(rows: list[PartsRow], recorded: int) -> Finding:
     """The first row outside the noise: by step, then part, then the furthest out."""
     outside = [r for r in rows if not r.within and r.part != "contract"]
-    if not outside:
-        return Finding(None, recorded)
-    first = min(outside, key=lambda r: (r.step, PART_ORDER[r.part],
-                                        -r.rel_l2_error / max(r.tolerance, 1e-300)))
-    return Finding(first, recorded)
+
+    def earliest(found: list[PartsRow]) -> PartsRow | None:
+        return min(found, key=lambda r: (r.step, PART_ORDER[r.part],
+                                         -r.rel_l2_error / max(r.tolerance, 1e-300)),
+                   default=None)
+
+    return Finding(earliest([r for r in outside if not explained(r)]), recorded,
+                   earliest([r for r in outside if explained(r)]))
 
 
-def apply(row: SummaryRow, finding: Finding | None, why_not: str | None) -> SummaryRow:
+def apply(row: SummaryRow, finding: Finding | None, why_not: str | None,
+          entries: list[str] = ()) -> SummaryRow:
     """The trajectory's verdict with what the parts run found (or why there is none).
 
-    A fail whose parts are each within the noise is a pass by compounding; any other
-    verdict keeps its word and gains the attribution.
+    A fail whose parts are each within the noise is a pass by compounding; one whose
+    parts outside the noise are each within it of the ledger variant (``entries``) is a
+    known difference; any other verdict keeps its word and gains the attribution.
     """
     if finding is None:
         if row.verdict == "fail" and why_not:
             return replace(row, reason=f"{row.reason}; no attribution: {why_not}")
         return row
-    if row.verdict == "fail" and finding.first is None:
+    if row.verdict == "fail" and finding.first is None and finding.explained is None:
         return replace(row, verdict="pass", attribution=finding.label,
                        reason=f"outside the noise from step {row.step} ({row.tensor}), but "
                               f"{finding.sentence()}")
+    if row.verdict == "fail" and finding.first is None and entries:
+        return replace(row, verdict="known difference", ledger=" ".join(entries),
+                       attribution=finding.label,
+                       reason=f"outside the noise, and of the ledger variant, from step "
+                              f"{row.step} ({row.tensor}), but {finding.sentence()}")
     if row.verdict in ("fail", "known difference"):
         return replace(row, attribution=finding.label,
                        reason=f"{row.reason}; {finding.sentence()}")
-    if finding.first is None:  # nothing left the noise: nothing to attribute
+    if finding.first is None and finding.explained is None:  # nothing to attribute
         return replace(row, attribution="within noise")
     return replace(row, attribution=finding.label)
 

@@ -34,6 +34,7 @@ Worker side: standard library and NumPy only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -48,8 +49,9 @@ from suite.record_policy import Policy
 PARTS = ("forward", "backward", "optimizer")
 #: the first steps on which the run checks that apply_grads makes train_step's update
 CONTRACT_STEPS = 10
-#: one row: (step, part, tensor, error, noise, max_abs_diff, finite)
-Row = tuple[int, str, str, float, float, float, bool]
+#: one row: (step, part, tensor, error, noise, max_abs_diff, finite, error against the
+#: ledger variant fed the same, NaN without one)
+Row = tuple[int, str, str, float, float, float, bool, float]
 
 
 class _Distances:
@@ -60,19 +62,25 @@ class _Distances:
         self.rows: list[Row] = []
         self.size = RunningSize()  # relative to the largest each has been, as in lockstep
 
-    def add(self, step: int, part: str, tensor: str, backend, source, judge) -> None:
+    def add(self, step: int, part: str, tensor: str, backend, source, judge,
+            variant=None) -> None:
         base, other = (judge, source) if self.exact_judge else (source, judge)
         scale = self.size((part, tensor), base)
         value = np.asarray(backend)
         self.rows.append((step, part, tensor, rel_l2_error(value, base, scale),
                           rel_l2_error(other, base, scale), max_abs_diff(value, base),
-                          bool(np.all(np.isfinite(value)))))
+                          bool(np.all(np.isfinite(value))),
+                          rel_l2_error(value, variant, scale) if variant is not None
+                          else math.nan))
 
 
 def run_parts(backend: Backend, reference: Callable[..., Backend], job: Any,
-              policy: Policy, threads: int, emit: Callable[..., None]) -> dict[str, Any]:
+              policy: Policy, threads: int, emit: Callable[..., None],
+              variant: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parts run of ``backend`` on ``job`` (suite.compare.worker.Job); ``reference``
-    makes the reference backend with options (``reference()``, ``reference(dtype=...)``).
+    makes the reference backend with options (``reference()``, ``reference(dtype=...)``);
+    ``variant``, the options of the backend's ledger variant, if it has one: fed the same
+    inputs, each row's distance to it says whether the ledger explains that part.
 
     Returns ``{"rows": [...], "steps": n, "recorded": k}``; raises NotImplementedError
     (its reason) when the backend has no set_params or apply_grads.
@@ -86,6 +94,9 @@ def run_parts(backend: Backend, reference: Callable[..., Backend], job: Any,
     judge_backend = _loaded(reference(**noise_options(dtype)), threads)
     judge_forward, judge_update = build(judge_backend), build(judge_backend)
     forward, update = build(backend), build(backend)
+    if variant is not None:
+        variant_backend = _loaded(reference(**variant), threads)
+        variant_forward, variant_update = build(variant_backend), build(variant_backend)
     distances = _Distances(exact_judge=dtype == "float32")
     steps = job.steps()
     contract = _contract_rows(build(backend), build(backend), job, steps[:CONTRACT_STEPS])
@@ -100,19 +111,27 @@ def run_parts(backend: Backend, reference: Callable[..., Backend], job: Any,
             judge_forward.set_params(at)
             b_loss, b_grads = forward.loss_and_grads(x, y)
             j_loss, j_grads = judge_forward.loss_and_grads(x, y)
-            distances.add(step.index, "forward", "loss", b_loss, loss, j_loss)
+            v_loss, v_grads = math.nan, {}
+            if variant is not None:
+                variant_forward.set_params(at)
+                v_loss, v_grads = variant_forward.loss_and_grads(x, y)
+            distances.add(step.index, "forward", "loss", b_loss, loss, j_loss,
+                          None if variant is None else v_loss)
             for name in grads:
                 distances.add(step.index, "backward", name, b_grads[name], grads[name],
-                              j_grads[name])
+                              j_grads[name], v_grads.get(name))
         source.apply_grads(grads)
         update.apply_grads(grads)
         judge_update.apply_grads(grads)
+        if variant is not None:
+            variant_update.apply_grads(grads)
         if step.index in recorded:
             mine, theirs, exact = (update.get_params(), source.get_params(),
                                    judge_update.get_params())
+            theirs_too = variant_update.get_params() if variant is not None else {}
             for name in mine:
                 distances.add(step.index, "optimizer", name, mine[name], theirs[name],
-                              exact[name])
+                              exact[name], theirs_too.get(name))
         if step.index % every == 0 or step.index == len(steps) - 1:
             emit(phase="parts", step=step.index + 1, total=len(steps))
     return {"rows": [list(row) for row in contract + distances.rows], "steps": len(steps),
@@ -135,7 +154,7 @@ def _contract_rows(stepped: Trainer, applied: Trainer, job: Any, steps: list) ->
         for name, value in mine.items():
             rows.append((step.index, "contract", name, rel_l2_error(value, theirs[name]),
                          0.0, max_abs_diff(value, theirs[name]),
-                         bool(np.all(np.isfinite(value)))))
+                         bool(np.all(np.isfinite(value))), math.nan))
     return rows
 
 

@@ -169,7 +169,10 @@ def _run_task(session: Session, task: Task, options: Options, reference: str,
     order = {"backend": {"name": task.name, "target": task.target, "options": task.options},
              "timing": {"enabled": task.timing}, "repeat": options.repeats(task)}
     if task.role == "parts":
-        order.update(mode="parts", reference=reference)
+        conventions = ledger.conventions_for(spec_of(record), task.name.removesuffix("+parts"))
+        order.update(mode="parts", reference=reference,
+                     variant=noise.variant_options(record["dtype"], conventions)
+                     if conventions else None)
     result = run_backend_worker(
         WORKER, task.name, task.env, order, session.scratch, session.scratch / task.name,
         rundir.worker_log(run_dir, task.name),
@@ -188,6 +191,10 @@ def _run_task(session: Session, task: Task, options: Options, reference: str,
     session.save()
     on_event(task.name, {"phase": "done", "status": result["status"],
                          "reason": result.get("reason")})
+
+
+def spec_of(record: dict[str, Any]) -> Spec:
+    return from_dict(record["spec"], source="run.json")
 
 
 def followup_tasks(run_dir: Path, record: dict[str, Any], spec: Spec, planned: list[Task],

@@ -103,7 +103,7 @@ def verdicts(backend: str, rows: list[ComparisonRow], status: str, reason: str |
         if twin is not None:
             row = twin.explain(row)
         if check == "trajectory" and parts is not None:
-            row = attribution.apply(row, parts.finding, parts.why_not)
+            row = attribution.apply(row, parts.finding, parts.why_not, entries)
         found.append(row)
     return found
 

@@ -86,6 +86,7 @@ class Plan(Job):
         self.meta["repeat"] = int(task.get("repeat", 1))
         self.meta["mode"] = task.get("mode", "lockstep")  # or "parts" (attribution)
         self.meta["reference"] = task.get("reference")  # the reference's target, for parts
+        self.meta["variant"] = task.get("variant")  # the ledger variant's options, for parts
         arrays = np.load(folder / "plan.npz")
         params = {k[len("params/"):]: arrays[k] for k in arrays.files if k.startswith("params/")}
         super().__init__(from_dict(self.meta["spec"], source="plan"), arrays["x"], arrays["y"],
@@ -214,7 +215,8 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
         reference = registry.import_target(plan.meta["reference"])
         try:
             result["parts"] = parts.run_parts(backend, reference, plan, policy,
-                                              plan.meta["threads"], emit)
+                                              plan.meta["threads"], emit,
+                                              plan.meta.get("variant"))
         except NotImplementedError as exc:
             result.update(status="unsupported", reason=f"no attribution: {exc}")
         return result
