@@ -159,9 +159,9 @@ class ComparisonRow:
 
 @dataclass(frozen=True)
 class PartsRow:
-    """One row of parts.csv: a backend's part alone at one recorded step (attribution,
+    """One row of parts.csv: a backend's part alone at one step (attribution,
     suite.compare.parts): its loss or gradient at the reference's parameters, or its
-    parameters after its optimizer took the reference's gradients."""
+    update from the reference's parameters with the reference's gradients."""
 
     backend: str
     step: int

@@ -82,7 +82,7 @@ def test_an_unavailable_backend_has_no_verdicts_and_its_reason_is_reported(tmp_p
 
     from report_fixture import build_run
 
-    from suite.compare import comparison, report
+    from suite.compare import comparison, run_tables
     from suite.compare.results import Run
 
     run_dir = build_run(tmp_path)
@@ -94,6 +94,6 @@ def test_an_unavailable_backend_has_no_verdicts_and_its_reason_is_reported(tmp_p
     assert "cntk" not in set(tables.summary.backend)
     run = Run(run_dir)
     assert "cntk" not in run.compared
-    errors = report._errors(run)
+    errors = run_tables.errors(run)
     assert ("cntk", "lockstep run", "unavailable",
             "no CNTK build for any Python this machine runs") in errors.rows

@@ -8,7 +8,7 @@ question a trajectory outside the noise raises: *which part left first?*
 
 - a part outside the noise at some step: that part, its tensor and step, first in step
   order (forward, then backward, then optimizer within a step, as a step runs them);
-- every part within the noise at every recorded step: *compounding*. The trajectories
+- every part within the noise at every step: *compounding*. The trajectories
   parted although no part of the step differs by more than correct implementations do;
   the run's own chaos (a ReLU that flips, a loss landscape that amplifies), not a bug.
   The trajectory's verdict is then pass, with that said.
@@ -28,24 +28,31 @@ MODES = ("auto", "always", "never")
 PART_ORDER = {"contract": -1, "forward": 0, "backward": 1, "optimizer": 2}
 
 
-def wanted(mode: str, summary: Iterable[SummaryRow]) -> list[str]:
-    """The backends whose parts run ``mode`` asks for: under auto, those with a check
-    outside the noise (fail or known difference) and no error; under always, every
+def wanted(mode: str, summary: Iterable[SummaryRow], verdicts: tuple[str, ...] = (
+        "fail", "known difference")) -> list[str]:
+    """The backends whose parts run ``mode`` asks for: under auto, those with a check of
+    one of ``verdicts`` whose worst row is outside the noise (a known difference only
+    for being closer to its variant needs no parts), and no error; under always, every
     backend that ran."""
-    rows = list(summary)
     if mode == "never":
         return []
     by_backend: dict[str, list[SummaryRow]] = {}
-    for row in rows:
+    for row in summary:
         by_backend.setdefault(row.backend, []).append(row)
     chosen = []
     for backend, checks in by_backend.items():
-        verdicts = {c.verdict for c in checks}
-        if verdicts & {"error", "unsupported"}:
+        if {c.verdict for c in checks} & {"error", "unsupported"}:
             continue
-        if mode == "always" or verdicts & {"fail", "known difference"}:
+        if mode == "always" or any(c.verdict in verdicts and _outside(c) for c in checks):
             chosen.append(backend)
     return chosen
+
+
+def _outside(check: SummaryRow) -> bool:
+    error, tolerance = check.rel_l2_error, check.tolerance
+    if error is None or tolerance is None or math.isnan(tolerance):
+        return True  # no measure to go by: look
+    return bool(not error <= tolerance)
 
 
 def judge(backend: str, rows: list[list], dtype: str) -> list[PartsRow]:
@@ -54,13 +61,16 @@ def judge(backend: str, rows: list[list], dtype: str) -> list[PartsRow]:
     and tensor."""
     envelope = Envelope(dtype)
     judged = []
-    for step, part, tensor, error, noise, max_abs, finite, *variant in sorted(
+    for step, part, tensor, error, noise, max_abs, finite, *more in sorted(
             rows, key=lambda r: (r[0], PART_ORDER[r[1]])):
-        level, tolerance = envelope.tolerance(part, tensor, float(noise))
+        # (rows written before these fields: no variant, the plain floor)
+        variant = more[0] if more else math.nan
+        floor_scale = more[1] if len(more) > 1 else 1.0
+        level, tolerance = envelope.tolerance(part, tensor, float(noise), float(floor_scale))
         within = bool(error <= tolerance or max_abs <= envelope.atol)
         judged.append(PartsRow(backend, int(step), part, tensor, float(max_abs),
                                float(error), level, tolerance, within, bool(finite),
-                               float(variant[0]) if variant else math.nan))
+                               float(variant)))
     return judged
 
 
@@ -75,7 +85,7 @@ class Finding:
     explain, or none (compounding); and the first that the ledger explains, if any."""
 
     first: PartsRow | None
-    recorded: int  # the recorded steps it measured
+    recorded: int  # the steps it measured (every step of the run)
     explained: PartsRow | None = None
 
     @property
@@ -90,11 +100,11 @@ class Finding:
         if self.first is None and self.explained is None:
             return (f"each part alone (forward, backward, optimizer, fed the reference's "
                     f"state) is within {NOISE_FACTOR:g} x the noise at all {self.recorded} "
-                    "recorded steps: the trajectories part by compounding")
+                    "steps: the trajectories part by compounding")
         if self.first is None:
             return (f"{_part(self.explained)} left the noise first, at step "
                     f"{self.explained.step}, and is within it of the ledger variant, as is "
-                    f"every part alone at all {self.recorded} recorded steps: the entry "
+                    f"every part alone at all {self.recorded} steps: the entry "
                     "explains the part, the rest of the trajectory's distance is compounding")
         row = self.first
         what = _part(row)

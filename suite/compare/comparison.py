@@ -19,7 +19,7 @@ import pandas as pd
 from suite import ledger, rundir
 from suite import record as record_files
 from suite.compare import noise
-from suite.compare.distance import RunningSize, max_abs_diff, rel_l2_error
+from suite.compare.distance import RunningSize, max_abs_diff, rel_l2_error, stored_rounding
 from suite.compare.lockstep import Lockstep
 from suite.compare.noise import FIXED_TOLERANCES, Baseline
 from suite.compare.verdicts import Parts, Twin, optimizer_label, table, verdicts
@@ -42,20 +42,6 @@ from suite.rundir import (
     variant_name,
 )
 from suite.spec import Spec, from_dict
-
-
-def stored_rounding(after: np.ndarray, delta: np.ndarray) -> float:
-    """How many times its own epsilon an update's rounding may be, relative to the update.
-
-    NOTE: an update is read as the parameters after it minus before, and the parameters
-    after it were rounded to the dtype: by up to half an epsilon of |p|, which relative to
-    a small update |p_after - p_before| is |p| / (2 |update|) epsilons. A noise run whose
-    update rounds alike (an elementwise optimizer in float64) cannot show it.
-    """
-    size = float(np.linalg.norm(delta))
-    if size == 0:
-        return 1.0
-    return max(1.0, 0.5 * float(np.linalg.norm(np.asarray(after, np.float64))) / size)
 
 
 def tensor_names(spec: Spec) -> list[str]:
@@ -89,7 +75,8 @@ def compare_lockstep(backend: Lockstep, baseline: Baseline, variant: Lockstep | 
         measured = (rel_l2_error(noise_value, reference, scale) if noise_value is not None
                     else math.nan)
         if again is not None:  # NOTE: the backend's run-to-run spread is noise too
-            measured = max(measured, rel_l2_error(again, value, scale))
+            spread = rel_l2_error(again, value, scale)
+            measured = spread if math.isnan(measured) else max(measured, spread)
         noise, limit = baseline.tolerance(step, kind, tensor, measured, floor_scale)
         within = bool(error <= limit or max_abs <= baseline.atol)
         vs_variant = (rel_l2_error(value, np.asarray(variant_value, np.float64), scale)
@@ -137,7 +124,7 @@ def compare_lockstep(backend: Lockstep, baseline: Baseline, variant: Lockstep | 
                 delta = update(base, tensor)
                 add(0, "update", tensor, update(backend, tensor), delta,
                     update(noise_run, tensor), update(variant, tensor),
-                    stored_rounding(base.params[f"0/{tensor}"], delta),
+                    stored_rounding(base.params[f"0/{tensor}"], float(np.linalg.norm(delta))),
                     update(repeat, tensor))
     return rows
 
@@ -208,7 +195,7 @@ def build_tables(run_dir: Path) -> Tables:
             repeat = None
             try:
                 repeat = Lockstep.repeat_of(run_dir, loaded[name])
-                rows = compare_lockstep(loaded[name], baseline, loaded.get(variant_name(name)),
+                rows = compare_lockstep(loaded[name], baseline, _variant(loaded, name),
                                         tensor_names(spec), repeat)
             except record_files.DamagedRecord as exc:
                 status, reason = "error", str(exc)
@@ -235,6 +222,12 @@ def build_tables(run_dir: Path) -> Tables:
     )
 
 
+def _variant(loaded: dict[str, Lockstep], name: str) -> Lockstep | None:
+    """``name``'s ledger variant if it finished (a failed one explains nothing)."""
+    run = loaded.get(variant_name(name))
+    return run if run is not None and run.result.get("status") == "ok" else None
+
+
 def _twin(loaded: dict[str, Lockstep], spec: Spec, name: str, baseline: Baseline
           ) -> Twin | None:
     """``name``'s twin judged as a backend of its own, or None where it has none that
@@ -243,7 +236,7 @@ def _twin(loaded: dict[str, Lockstep], spec: Spec, name: str, baseline: Baseline
     if run is None or run.result.get("status") != "ok":
         return None
     try:
-        rows = compare_lockstep(run, baseline, loaded.get(variant_name(name)),
+        rows = compare_lockstep(run, baseline, _variant(loaded, name),
                                 tensor_names(spec))
     except (record_files.DamagedRecord, KeyError, ValueError):
         return None

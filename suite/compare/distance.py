@@ -46,3 +46,17 @@ class RunningSize:
         largest = max(self._largest.get(key, 0.0), size)
         self._largest[key] = largest
         return largest
+
+
+def stored_rounding(after: np.ndarray, size: float) -> float:
+    """How many epsilons an update's rounding may be, relative to ``size`` (the norm its
+    error is measured against), at least one.
+
+    NOTE: an update is read as the parameters after it minus before, and the parameters
+    after it were rounded to the dtype: by up to half an epsilon of |p|, which relative to
+    a small update is |p| / (2 |update|) epsilons. A noise run whose update rounds alike
+    (an elementwise optimizer in float64) cannot show it.
+    """
+    if size <= 0:
+        return 1.0
+    return max(1.0, 0.5 * float(np.linalg.norm(np.asarray(after, np.float64))) / size)

@@ -39,7 +39,7 @@ from suite.rundir import noise_name
 if TYPE_CHECKING:
     from suite.compare.lockstep import Lockstep
 
-#: a tensor passes within this many times the measured noise (see docs/verdicts.md)
+#: a tensor passes within this many times the measured noise (README: Verdicts)
 NOISE_FACTOR = 4.0
 #: the noise is never taken below one machine epsilon (relative L2); ``atol`` excuses a
 #: tensor whose values all differ by at most this much (an exactly zero gradient)

@@ -6,12 +6,14 @@ little off, and every later step starts from there. A *parts run* cuts the chain
 reference trains in this process (the *source*: the run's own arithmetic, in the run's
 dtype), and at every step the backend is given the source's state:
 
-- forward and backward alone, at each recorded step: the backend's parameters are set
-  to the source's (``Trainer.set_params``), and its loss and gradients on that step's
-  batch are set against the baseline's at the same parameters;
-- the optimizer alone, at every step: a second build of the backend applies the
-  source's gradients with its own optimizer and state (``Trainer.apply_grads``); its
-  parameters at each recorded step are set against the baseline's, fed the same.
+- forward and backward alone, at every step: the backend's parameters are set to the
+  source's (``Trainer.set_params``), and its loss and gradients on that step's batch are
+  set against the baseline's at the same parameters;
+- the optimizer alone, at every step: a second build of the backend is set to the
+  source's parameters and applies the source's gradients with its own optimizer and
+  state (``Trainer.apply_grads``); its update (its parameters after it minus the
+  source's before) is set against the baseline's, fed the same, so that nothing
+  compounds but the optimizer's own state.
 
 A *judge*, a second correct implementation fed the same inputs, gives the noise of each
 row, as the noise run does for the lockstep run (the same options, suite.compare.noise
@@ -41,17 +43,14 @@ from typing import Any
 import numpy as np
 
 from backends.base import Backend, Trainer
-from suite.compare.distance import RunningSize, max_abs_diff, rel_l2_error
+from suite.compare.distance import RunningSize, max_abs_diff, rel_l2_error, stored_rounding
 from suite.compare.noise import noise_options
-from suite.record_policy import Policy
 
-#: the three parts a parts run measures, in the order a step runs them
-PARTS = ("forward", "backward", "optimizer")
 #: the first steps on which the run checks that apply_grads makes train_step's update
 CONTRACT_STEPS = 10
 #: one row: (step, part, tensor, error, noise, max_abs_diff, finite, error against the
-#: ledger variant fed the same, NaN without one)
-Row = tuple[int, str, str, float, float, float, bool, float]
+#: ledger variant fed the same (NaN without one), how many epsilons its floor is)
+Row = tuple[int, str, str, float, float, float, bool, float, float]
 
 
 class _Distances:
@@ -63,7 +62,9 @@ class _Distances:
         self.size = RunningSize()  # relative to the largest each has been, as in lockstep
 
     def add(self, step: int, part: str, tensor: str, backend, source, judge,
-            variant=None) -> None:
+            variant=None, stored=None) -> None:
+        """One row; ``stored``: the baseline's parameters after an update, whose rounding
+        to the dtype an update read from them carries (suite.compare.distance)."""
         base, other = (judge, source) if self.exact_judge else (source, judge)
         scale = self.size((part, tensor), base)
         value = np.asarray(backend)
@@ -71,11 +72,12 @@ class _Distances:
                           rel_l2_error(other, base, scale), max_abs_diff(value, base),
                           bool(np.all(np.isfinite(value))),
                           rel_l2_error(value, variant, scale) if variant is not None
-                          else math.nan))
+                          else math.nan,
+                          stored_rounding(stored, scale) if stored is not None else 1.0))
 
 
 def run_parts(backend: Backend, reference: Callable[..., Backend], job: Any,
-              policy: Policy, threads: int, emit: Callable[..., None],
+              threads: int, emit: Callable[..., None],
               variant: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parts run of ``backend`` on ``job`` (suite.compare.worker.Job); ``reference``
     makes the reference backend with options (``reference()``, ``reference(dtype=...)``);
@@ -92,50 +94,52 @@ def run_parts(backend: Backend, reference: Callable[..., Backend], job: Any,
 
     source = build(_loaded(reference(), threads))
     judge_backend = _loaded(reference(**noise_options(dtype)), threads)
-    judge_forward, judge_update = build(judge_backend), build(judge_backend)
-    forward, update = build(backend), build(backend)
+    forwards, updates = [build(backend), build(judge_backend)], [build(backend),
+                                                                 build(judge_backend)]
     if variant is not None:
         variant_backend = _loaded(reference(**variant), threads)
-        variant_forward, variant_update = build(variant_backend), build(variant_backend)
+        forwards.append(build(variant_backend))
+        updates.append(build(variant_backend))
     distances = _Distances(exact_judge=dtype == "float32")
     steps = job.steps()
     contract = _contract_rows(build(backend), build(backend), job, steps[:CONTRACT_STEPS])
-    recorded = set(policy.steps(len(steps)))
     every = max(1, len(steps) // 50)
     for step in steps:
         x, y = job.x[step.rows], job.y[step.rows]
+        at = source.get_params()
         loss, grads = source.loss_and_grads(x, y)
-        if step.index in recorded:
-            at = source.get_params()
-            forward.set_params(at)
-            judge_forward.set_params(at)
-            b_loss, b_grads = forward.loss_and_grads(x, y)
-            j_loss, j_grads = judge_forward.loss_and_grads(x, y)
-            v_loss, v_grads = math.nan, {}
-            if variant is not None:
-                variant_forward.set_params(at)
-                v_loss, v_grads = variant_forward.loss_and_grads(x, y)
-            distances.add(step.index, "forward", "loss", b_loss, loss, j_loss,
-                          None if variant is None else v_loss)
-            for name in grads:
-                distances.add(step.index, "backward", name, b_grads[name], grads[name],
-                              j_grads[name], v_grads.get(name))
+        # the forward and the backward alone: each at the source's parameters
+        measured = []
+        for trainer in forwards:
+            trainer.set_params(at)
+            measured.append(trainer.loss_and_grads(x, y))
+        (mine, my_grads), (judged, judged_grads), *theirs = measured
+        distances.add(step.index, "forward", "loss", mine, loss, judged,
+                      theirs[0][0] if theirs else None)
+        for name in grads:
+            distances.add(step.index, "backward", name, my_grads[name], grads[name],
+                          judged_grads[name], theirs[0][1][name] if theirs else None)
+        # NOTE: the update alone, each step from the source's parameters (every optimizer
+        # keeps its own state, fed the source's gradients): the parameters after it minus
+        # the source's before, so that nothing compounds but the state
         source.apply_grads(grads)
-        update.apply_grads(grads)
-        judge_update.apply_grads(grads)
-        if variant is not None:
-            variant_update.apply_grads(grads)
-        if step.index in recorded:
-            mine, theirs, exact = (update.get_params(), source.get_params(),
-                                   judge_update.get_params())
-            theirs_too = variant_update.get_params() if variant is not None else {}
-            for name in mine:
-                distances.add(step.index, "optimizer", name, mine[name], theirs[name],
-                              exact[name], theirs_too.get(name))
+        after = source.get_params()
+        moved = []
+        for trainer in updates:
+            trainer.set_params(at)
+            trainer.apply_grads(grads)
+            moved.append(trainer.get_params())
+        for name in after:
+            start = np.asarray(at[name], np.float64)
+            mine, judged, *theirs = (np.asarray(p[name], np.float64) - start for p in moved)
+            distances.add(step.index, "optimizer", name, mine,
+                          np.asarray(after[name], np.float64) - start, judged,
+                          theirs[0] if theirs else None,
+                          stored=moved[1][name] if distances.exact_judge else after[name])
         if step.index % every == 0 or step.index == len(steps) - 1:
             emit(phase="parts", step=step.index + 1, total=len(steps))
     return {"rows": [list(row) for row in contract + distances.rows], "steps": len(steps),
-            "recorded": len(recorded)}
+            "recorded": len(steps)}
 
 
 def _contract_rows(stepped: Trainer, applied: Trainer, job: Any, steps: list) -> list[Row]:
@@ -148,13 +152,14 @@ def _contract_rows(stepped: Trainer, applied: Trainer, job: Any, steps: list) ->
     rows: list[Row] = []
     for step in steps:
         x, y = job.x[step.rows], job.y[step.rows]
+        stepped.set_params(applied.get_params())  # step by step from the same parameters
         stepped.train_step(x, y)
         applied.apply_grads(applied.loss_and_grads(x, y)[1])
         mine, theirs = applied.get_params(), stepped.get_params()
         for name, value in mine.items():
             rows.append((step.index, "contract", name, rel_l2_error(value, theirs[name]),
                          0.0, max_abs_diff(value, theirs[name]),
-                         bool(np.all(np.isfinite(value))), math.nan))
+                         bool(np.all(np.isfinite(value))), math.nan, 1.0))
     return rows
 
 

@@ -42,13 +42,15 @@ class LedgerEntry:
     backend: str
     source: str
     applied_to: tuple[str, ...]
+    twin_env: tuple[tuple[str, str], ...] = ()  # a twin's switches, where it has a twin
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> LedgerEntry:
         return cls(id=raw["id"], title=raw.get("title", ""),
                    feature=", ".join(raw.get("features", ())),
                    reference=raw.get("reference", ""), backend=raw.get("backend", ""),
-                   source=raw.get("source", ""), applied_to=tuple(raw.get("applied_to", ())))
+                   source=raw.get("source", ""), applied_to=tuple(raw.get("applied_to", ())),
+                   twin_env=tuple((raw.get("twin_env") or {}).items()))
 
 
 @dataclass(frozen=True)

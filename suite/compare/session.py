@@ -209,7 +209,7 @@ def followup_tasks(run_dir: Path, record: dict[str, Any], spec: Spec, planned: l
     rows = [rundir.row_from_cells(SummaryRow, cells) for cells in summary.to_dict("records")]
     by_name = {task.name: task for task in planned if task.role == "backend"}
     todo = []
-    for name in attribution.wanted("auto", rows):
+    for name in attribution.wanted("auto", rows, ("fail",)):  # a twin explains fails only
         twin_env = ledger.twin_env_for(spec, name)
         if name in by_name and twin_env:
             todo.append(by_name[name].twin(twin_env))

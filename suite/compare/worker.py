@@ -214,7 +214,7 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
     if plan.meta["mode"] == "parts":  # attribution: the parts alone (suite.compare.parts)
         reference = registry.import_target(plan.meta["reference"])
         try:
-            result["parts"] = parts.run_parts(backend, reference, plan, policy,
+            result["parts"] = parts.run_parts(backend, reference, plan,
                                               plan.meta["threads"], emit,
                                               plan.meta.get("variant"))
         except NotImplementedError as exc:

@@ -353,8 +353,11 @@ def _kit_twin(name: str, job: _Job, twin_dir: Path, baseline: noise.Baseline,
     run = _load(twin_dir / job.id, twin_name(name))
     if run is None or run.result.get("status") != "ok":
         return None
-    rows = comparison.compare_lockstep(run, baseline, variant,
-                                       comparison.tensor_names(job.spec))
+    try:
+        rows = comparison.compare_lockstep(run, baseline, variant,
+                                           comparison.tensor_names(job.spec))
+    except (KeyError, ValueError):
+        return None  # a twin whose results cannot be compared explains nothing
     checks = comparison.verdicts(twin_name(name), rows, "ok", None,
                                  [e.id for e in ledger.applicable(job.spec, name)],
                                  comparison.optimizer_label(job.spec))
