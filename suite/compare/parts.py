@@ -17,10 +17,10 @@ dtype), and at every step the backend is given the source's state:
 
 A *judge*, a second correct implementation fed the same inputs, gives the noise of each
 row, as the noise run does for the lockstep run (the same options, suite.compare.noise
-``noise_options``): in a float32 run
-the judge is the reference in float64, the exact answer, and the baseline is the judge
-(the noise is the source's own distance to it); in a float64 run the judge is the
-reference summed in another order, and the baseline is the source.
+``noise_options``): in a float32 run the judge is the reference in float64, the exact
+answer, and the baseline is the judge (the noise is the source's own distance to it); in
+a float64 run the judge is the reference summed in another order, and the baseline is
+the source. The backend's ledger variant, where it has one, is fed the same inputs too.
 
 Both rest on the contract that ``apply_grads``, fed the backend's own gradients, makes
 the update ``train_step`` makes: the run checks it on its first steps (part
@@ -84,7 +84,8 @@ def run_parts(backend: Backend, reference: Callable[..., Backend], job: Any,
     ``variant``, the options of the backend's ledger variant, if it has one: fed the same
     inputs, each row's distance to it says whether the ledger explains that part.
 
-    Returns ``{"rows": [...], "steps": n, "recorded": k}``; raises NotImplementedError
+    Returns ``{"rows": [...], "steps": n, "recorded": n}`` (every step is measured);
+    raises NotImplementedError
     (its reason) when the backend has no set_params or apply_grads.
     """
     dtype = job.dtype
