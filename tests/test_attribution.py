@@ -163,7 +163,7 @@ def test_a_fail_whose_parts_the_variant_explains_is_a_known_difference():
     the trajectory's distance to the variant is compounding (30 epochs of digits-mlp)."""
     optimizer = attribution.judge("b", [[1, "optimizer", "dense_1/bias", 1e-8, 1e-16, 1e-9,
                                          True, 0.0]], "float64")[0]
-    assert attribution.explained(optimizer) and not optimizer.within
+    assert attribution.variant_explains(optimizer) and not optimizer.within
     judged = attribution.apply(row("fail"), attribution.Finding(None, 40, optimizer), None,
                                ["keras-float32-sgd-momentum"])
     assert judged.verdict == "known difference"

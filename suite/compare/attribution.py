@@ -74,7 +74,7 @@ def judge(backend: str, rows: list[list], dtype: str) -> list[PartsRow]:
     return judged
 
 
-def explained(row: PartsRow) -> bool:
+def variant_explains(row: PartsRow) -> bool:
     """Within the noise of the ledger variant fed the same: the ledger explains it."""
     return bool(row.variant_rel_l2_error <= row.tolerance)
 
@@ -146,8 +146,8 @@ def find(rows: list[PartsRow], recorded: int) -> Finding:
                                          -r.rel_l2_error / max(r.tolerance, 1e-300)),
                    default=None)
 
-    return Finding(earliest([r for r in outside if not explained(r)]), recorded,
-                   earliest([r for r in outside if explained(r)]))
+    return Finding(earliest([r for r in outside if not variant_explains(r)]), recorded,
+                   earliest([r for r in outside if variant_explains(r)]))
 
 
 def apply(row: SummaryRow, finding: Finding | None, why_not: str | None,

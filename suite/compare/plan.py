@@ -90,6 +90,7 @@ class Task:
     timing: bool = True
     env: envs.EnvSpec | None = None  # None: the main environment
     environment: dict[str, str] = field(default_factory=dict)  # variables the worker gets
+    variant: dict[str, Any] | None = None  # a parts run's ledger variant (its options)
 
     def twin(self, environment: dict[str, str]) -> Task:
         """This backend's twin: its lockstep run again with ``environment`` (a ledger
@@ -97,11 +98,12 @@ class Task:
         return Task(twin_name(self.name), self.target, "twin", dict(self.options),
                     timing=False, env=self.env, environment=dict(environment))
 
-    def parts(self) -> Task:
+    def parts(self, variant: dict[str, Any] | None = None) -> Task:
         """The parts run of this backend (attribution): the same framework, environment
-        and options, never timed."""
+        and options, never timed; ``variant``, the options of its ledger variant, is fed
+        the same inputs."""
         return Task(parts_name(self.name), self.target, "parts", dict(self.options),
-                    timing=False, env=self.env)
+                    timing=False, env=self.env, variant=variant)
 
 
 def plan_tasks(spec: Spec, requested: list[str] | None

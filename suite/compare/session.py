@@ -169,10 +169,7 @@ def _run_task(session: Session, task: Task, options: Options, reference: str,
     order = {"backend": {"name": task.name, "target": task.target, "options": task.options},
              "timing": {"enabled": task.timing}, "repeat": options.repeats(task)}
     if task.role == "parts":
-        conventions = ledger.conventions_for(spec_of(record), task.name.removesuffix("+parts"))
-        order.update(mode="parts", reference=reference,
-                     variant=noise.variant_options(record["dtype"], conventions)
-                     if conventions else None)
+        order.update(mode="parts", reference=reference, variant=task.variant)
     result = run_backend_worker(
         WORKER, task.name, task.env, order, session.scratch, session.scratch / task.name,
         rundir.worker_log(run_dir, task.name),
@@ -193,10 +190,6 @@ def _run_task(session: Session, task: Task, options: Options, reference: str,
                          "reason": result.get("reason")})
 
 
-def spec_of(record: dict[str, Any]) -> Spec:
-    return from_dict(record["spec"], source="run.json")
-
-
 def followup_tasks(run_dir: Path, record: dict[str, Any], spec: Spec, planned: list[Task],
                    options: Options) -> list[Task]:
     """The runs still to make once the lockstep runs are judged: for each backend outside
@@ -214,8 +207,11 @@ def followup_tasks(run_dir: Path, record: dict[str, Any], spec: Spec, planned: l
         if name in by_name and twin_env:
             todo.append(by_name[name].twin(twin_env))
     for name in attribution.wanted(options.attribution, rows):
+        conventions = ledger.conventions_for(spec, name)
         if name in by_name:
-            todo.append(by_name[name].parts())
+            todo.append(by_name[name].parts(noise.variant_options(spec.training.dtype,
+                                                                  conventions)
+                                            if conventions else None))
     return [task for task in todo
             if record["backends"].get(task.name, {}).get("status", "pending") == "pending"]
 
