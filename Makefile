@@ -36,9 +36,9 @@ test: install browser envs
 	$(BIN)/python -m pytest -q -m "not full_battery"
 
 # Everything `make test` runs, and the batteries it leaves out (see tests/test_conformance.py):
-# PyTensor's conformance and the README's support matrix.
+# PyTensor's conformance, the README's support matrix, every reproducer cross-check.
 conformance: install browser envs
-	$(BIN)/python -m pytest -q tests/test_conformance.py tests/test_support_matrix.py
+	$(BIN)/python -m pytest -q tests/test_conformance.py tests/test_support_matrix.py tests/test_repro*.py
 
 # pytest-benchmark (tests/benchmarks, not part of `make test`): one training step per backend
 # and size, one pytest process per backend (two frameworks in one process disturb each

@@ -126,6 +126,9 @@ class Backend(abc.ABC):
     devices: tuple[str, ...] = ("cpu",)
     #: feature (``kind:name``) -> why this backend cannot run it
     unsupported: Mapping[str, str] = {}
+    #: the module of its reproducer's framework part (backends/repro/torch.py is one:
+    #: ``compute(state)`` with the framework alone), or empty: no reproducer is written
+    repro: str = ""
 
     @abc.abstractmethod
     def load(self, threads: int) -> None:
@@ -148,6 +151,12 @@ class Backend(abc.ABC):
         if kind == "device" and value not in self.devices:
             return f"{self.name} runs on {', '.join(self.devices)}. Received: device {value!r}"
         return True
+
+    def repro_settings(self) -> dict[str, object]:
+        """What its reproducer's framework part (:attr:`repro`) needs to know besides the
+        network and state, as JSON (Keras: which backend it runs on); read before
+        :meth:`load`."""
+        return {}
 
     def runtime_settings(self) -> dict[str, object]:
         """What the framework reports of its thread pools and float32 matmul precision,

@@ -155,6 +155,7 @@ class JaxBackend(Backend):
     requires = ("jax", "jaxlib", "optax")
     extra = "jax"
     devices = ("cpu", "cuda")
+    repro = "backends.repro.jax"
 
     def __init__(self) -> None:
         self._jax: Any = None

@@ -115,10 +115,15 @@ class KerasBase(Backend):
     #: the ops of a training step that Keras computes in float32 where result_type demotes
     #: float64 (measured on Keras 3.15; see :func:`float64_demoted`)
     demoted_ops: str = ""
+    #: one reproducer part for the three, told by the state which backend Keras runs on
+    repro = "backends.repro.keras"
 
     def __init__(self) -> None:
         self._keras: Any = None
         self._framework: Any = None
+
+    def repro_settings(self) -> dict[str, object]:
+        return {"keras_backend": self.keras_backend}
 
     @abc.abstractmethod
     def _import_framework(self, threads: int) -> Any:

@@ -171,6 +171,7 @@ class MxnetBackend(Backend):
     extra = ""  # not in the main environment: see ``environment``
     environment = ("mxnet==1.9.1", "numpy<1.24")
     devices = ("cpu", "cuda")
+    repro = "backends.repro.mxnet"
     unsupported = {
         "activation:gelu_tanh": "MXNet 1.9 has no tanh-approximated GELU (LeakyReLU's "
                                 "act_type 'gelu' is the erf form; 'gelu_tanh' came in 2.0)",

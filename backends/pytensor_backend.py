@@ -125,9 +125,13 @@ class PytensorBackend(Backend):
     name = "pytensor"
     requires = ("pytensor",)
     extra = "pytensor"
+    repro = "backends.repro.theano"  # one part for Theano and PyTensor: repro_settings
 
     def __init__(self) -> None:
         self._pytensor: Any = None
+
+    def repro_settings(self) -> dict[str, object]:
+        return {"framework": "pytensor"}
 
     def load(self, threads: int) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:

@@ -107,6 +107,7 @@ class TensorflowBackend(Backend):
     requires = (installed_distribution("tensorflow", "tensorflow-cpu"),)
     extra = "tensorflow"
     devices = ("cpu", "cuda")
+    repro = "backends.repro.tensorflow"
 
     def __init__(self) -> None:
         self._tf: Any = None

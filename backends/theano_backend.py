@@ -132,9 +132,13 @@ class TheanoBackend(Backend):
     requires = ("theano",)
     environment = ("theano==1.0.5", "numpy==1.23.5", "scipy==1.10.1")
     devices = ("cpu",)
+    repro = "backends.repro.theano"  # one part for Theano and PyTensor: repro_settings
 
     def __init__(self) -> None:
         self._theano: Any = None
+
+    def repro_settings(self) -> dict[str, object]:
+        return {"framework": "theano"}
 
     def load(self, threads: int) -> None:
         # Theano reads its flags once, at import.

@@ -101,6 +101,7 @@ class TorchBackend(Backend):
     requires = ("torch",)
     extra = "torch"
     devices = ("cpu", "cuda")
+    repro = "backends.repro.torch"
 
     def __init__(self) -> None:
         self._torch: Any = None

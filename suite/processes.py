@@ -52,6 +52,10 @@ def worker_env(threads: int) -> dict[str, str]:
     env.update({var: str(threads) for var in THREAD_VARIABLES})
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     env["PYTHONUNBUFFERED"] = "1"
+    # `python -m` would put the user's folder first on sys.path: a torch.py there (a
+    # reproducer, a script of theirs) would be imported as torch. Python 3.11+ leaves it
+    # off; the harness, a console script, never had it either.
+    env["PYTHONSAFEPATH"] = "1"
     # NOTE: one hash seed for every worker (unless the user chose one): the same set and
     # dict iteration orders in every run, so a framework's graph rewrites run in the same
     # order each time. Theano 1.0.5 also puts a str hash into DimShuffle's compile-cache

@@ -38,12 +38,15 @@ from suite.files import atomic_write_text
 REFERENCE = "numpy"
 LATEST = "latest"
 RUN_JSON = "run.json"
-ROLES = ("reference", "backend", "variant", "noise", "parts", "twin")
+ROLES = ("reference", "backend", "variant", "noise", "parts", "twin", "repro")
 #: the roles of the extra runs that measure rather than being measured, never timed nor
 #: reported as rows of their own: the reference's ledger variants, its noise run
 #: (suite.compare.noise), a backend's parts run for attribution (suite.compare.parts),
-#: and its twin (a ledger entry's environment switches on: suite.ledger twins)
-REFERENCE_RUNS = ("variant", "noise", "parts", "twin")
+#: its twin (a ledger entry's environment switches on: suite.ledger twins), and the
+#: reference run that writes a backend's reproducer's state (suite.compare.repro)
+REFERENCE_RUNS = ("variant", "noise", "parts", "twin", "repro")
+#: the run directory's folder of reproducers: <backend>.py and <backend>.npz
+REPRO = "repro"
 #: a backend's status in run.json: pending until its worker ends
 STATUSES = ("pending", "ok", "error", "unsupported", "unavailable")
 RECORD = "record"
@@ -83,6 +86,16 @@ def twin_name(backend: str) -> str:
     """The twin of ``backend``: its lockstep run again under a ledger entry's environment
     switches (``mxnet+twin``)."""
     return f"{backend}{_NOISE}twin"
+
+
+def repro_name(backend: str) -> str:
+    """The reference run that writes ``backend``'s reproducer's state: ``mxnet+repro``."""
+    return f"{backend}{_NOISE}repro"
+
+
+def repro_files(run_dir: Path, backend: str) -> tuple[Path, Path]:
+    """``backend``'s reproducer: repro/<backend>.py and the state beside it."""
+    return run_dir / REPRO / f"{backend}.py", run_dir / REPRO / f"{backend}.npz"
 
 
 def variant_name(backend: str, base: str = REFERENCE) -> str:
@@ -328,23 +341,31 @@ def adopt_worker_files(run_dir: Path, worker_dir: Path, name: str) -> None:
     _adopt(worker_dir / RECORD, record_dir(run_dir, name))
     for repeat in sorted(worker_dir.glob("repeat-*")):
         _adopt(repeat / RECORD, repeat_dir(run_dir, name, int(repeat.name.split("-")[1])))
+    for state in sorted((worker_dir / REPRO).glob("*.npz")):  # a repro run's state
+        _adopt(state, run_dir / REPRO / state.name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
 
 
 def _adopt(source: Path, target: Path) -> None:
-    """A rename, or where the worker wrote on another file system, a copy beside the
-    destination and a rename, so that the record is there whole or not at all."""
+    """A rename (of a folder or a file), or where the worker wrote on another file system,
+    a copy beside the destination and a rename, so that it is there whole or not at all."""
     if not source.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():  # a re-run of this backend replaces its record
-        shutil.rmtree(target)
+    _remove(target)  # a re-run of this backend replaces its record
     try:
         os.replace(source, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
         staging = target.with_name(f".{target.name}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging)
+        _remove(staging)
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, staging)
         os.replace(staging, target)
-        shutil.rmtree(source, ignore_errors=True)
+        _remove(source)

@@ -57,6 +57,12 @@ def test_a_learning_rate_off_by_1e_5_fails_at_the_update_naming_the_optimizer(pl
     assert "the optimizer (" in trajectory.reason
 
 
+def test_a_plug_in_without_a_framework_part_gets_no_reproducer_and_is_told_why(planted):
+    entry = planted.reproducers["gradient-scaled"]
+    assert entry["status"] == "none" and "Backend.repro" in entry["reason"]
+    assert not (planted.path / "repro").exists()
+
+
 def test_without_set_params_the_verdict_stays_and_says_why(planted):
     trajectory = checks(planted, "no-parts").loc["trajectory"]
     assert trajectory.verdict == "fail"

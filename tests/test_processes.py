@@ -90,3 +90,17 @@ def test_a_signal_while_a_worker_starts_waits_until_it_can_be_killed(tmp_path, m
         processes.watch(SLEEPER, tmp_path / "log", dict(os.environ), 60, print)
     assert caught.value.signum == signal.SIGTERM
     assert started[0].returncode == -signal.SIGKILL and not processes._live
+
+
+def test_workers_never_import_a_module_of_the_users_folder_named_like_a_framework(
+        tmp_path, monkeypatch):
+    """`python -m` puts the current folder first on sys.path: a numpy.py there (or a
+    reproducer's torch.py) would be the framework the worker imports."""
+    import suite
+
+    (tmp_path / "numpy.py").write_text("raise ImportError('the folder\\'s numpy.py')\n")
+    monkeypatch.chdir(tmp_path)
+    run = suite.compare("regression-mlp", backends=["numpy"], max_steps=2, timing=False,
+                        out=tmp_path / "run")
+    assert {name: b.status for name, b in run.backends.items()} == {
+        "numpy": "ok", "numpy+float64": "ok"}

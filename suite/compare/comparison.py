@@ -222,6 +222,16 @@ def build_tables(run_dir: Path) -> Tables:
     )
 
 
+def summary_rows(run_dir: Path) -> list[SummaryRow] | None:
+    """The verdicts so far, as rows, for deciding the runs still to make; None where the
+    tables cannot be built yet (made at the end, they will name what cannot be read)."""
+    try:
+        summary = build_tables(run_dir).summary
+    except (OSError, ValueError, KeyError, record_files.DamagedRecord):
+        return None
+    return [rundir.row_from_cells(SummaryRow, cells) for cells in summary.to_dict("records")]
+
+
 def _variant(loaded: dict[str, Lockstep], name: str) -> Lockstep | None:
     """``name``'s ledger variant if it finished (a failed one explains nothing)."""
     run = loaded.get(variant_name(name))

@@ -20,6 +20,7 @@ from suite.rundir import (
     BackendEntry,
     noise_name,
     parts_name,
+    repro_name,
     twin_name,
     variant_name,
 )
@@ -91,6 +92,7 @@ class Task:
     env: envs.EnvSpec | None = None  # None: the main environment
     environment: dict[str, str] = field(default_factory=dict)  # variables the worker gets
     variant: dict[str, Any] | None = None  # a parts run's ledger variant (its options)
+    repro: dict[str, Any] | None = None  # a repro run's order (suite.compare.repro)
 
     def twin(self, environment: dict[str, str]) -> Task:
         """This backend's twin: its lockstep run again with ``environment`` (a ledger
@@ -104,6 +106,12 @@ class Task:
         the same inputs."""
         return Task(parts_name(self.name), self.target, "parts", dict(self.options),
                     timing=False, env=self.env, variant=variant)
+
+
+def repro_task(backend: str, reference: str, order: dict[str, Any]) -> Task:
+    """The reference run, in the main environment, that writes ``backend``'s reproducer's
+    state (suite.compare.repro_state), never timed."""
+    return Task(repro_name(backend), reference, "repro", timing=False, repro=order)
 
 
 def plan_tasks(spec: Spec, requested: list[str] | None

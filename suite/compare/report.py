@@ -68,6 +68,7 @@ class Report:
     ledger: tuple[tuple[LedgerEntry, str], ...]  # an entry that applied, its variant's status
     errors: Table | None
     attribution: Table | None
+    reproducers: Table | None
     environment: Table
     generated: str
     checks: tuple[str, ...] = tuple(rundir.CHECKS)
@@ -93,6 +94,7 @@ def build(run: Run) -> Report:
         lockstep=_lockstep(run),
         ledger=tuple(run_tables.ledger_applied(run)),
         errors=run_tables.errors(run), attribution=run_tables.attribution(run),
+        reproducers=run_tables.reproducers(run),
         environment=run_tables.environment(run),
         generated=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by fnn-suite {__version__}",
     )

@@ -85,6 +85,14 @@ class Run:
         were bit-identical (see suite.compare.determinism); empty otherwise."""
         return dict(self.info.get("determinism") or {})
 
+    @property
+    def reproducers(self) -> dict[str, dict[str, Any]]:
+        """Per backend with a fail or known difference, its reproducer (suite.compare.repro):
+        ``status`` (ok, none, error), ``script`` and ``state`` (relative to the run
+        directory), ``command``, where it starts (``part``, ``tensor``, ``step``) and what
+        it showed when the run ran it (``shown``, ``reproduces``)."""
+        return dict(self.info.get("reproducers") or {})
+
     @cached_property
     def backends(self) -> dict[str, BackendEntry]:
         """Every backend of the run by name, in run.json's order."""

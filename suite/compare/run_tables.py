@@ -40,6 +40,35 @@ def attribution(run: Run) -> Table | None:
     return Table(("backend", "trajectory", "attribution", "why"), tuple(rows)) if rows else None
 
 
+def reproducers(run: Run) -> Table | None:
+    """Each backend's reproducer (suite.compare.repro): where it starts and how to run it
+    from the run directory, or why it has none."""
+    rows = []
+    for name, entry in (run.info.get("reproducers") or {}).items():
+        where = f"{entry.get('part', '—')} {entry.get('tensor', '')} at step " \
+                f"{entry.get('step', '—')}" if "part" in entry else "—"
+        if entry.get("status") == "ok":
+            rows.append((name, where, f"{entry['command']}",
+                         f"{entry['state']} ({entry['bytes'] / 1024:.0f} kB)", _shown(entry)))
+        elif entry.get("script"):  # written, but it did not run here
+            rows.append((name, where, entry["command"], entry["state"],
+                         f"error: {entry.get('reason')}"))
+        else:
+            rows.append((name, where, f"none: {entry.get('reason') or entry.get('status')}",
+                         "—", "—"))
+    return Table(("backend", "first outside the noise", "command (in the run directory)",
+                  "state", "run here, it shows"), tuple(rows)) if rows else None
+
+
+def _shown(entry: dict) -> str:
+    shown, noise = entry.get("shown"), entry.get("shown_noise")
+    if shown is None:
+        return "—"
+    verdict = "outside the suite's tolerance" if entry.get("reproduces") else \
+        "within the suite's tolerance: it does not reproduce here"
+    return f"{shown:.3g} (noise {noise:.3g}): {verdict}"
+
+
 def errors(run: Run) -> Table | None:
     """Backends that did not run, checks that crashed, timing runs that failed."""
     ok = {name: b for name, b in run.backends.items() if b.status == "ok"}

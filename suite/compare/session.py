@@ -23,7 +23,7 @@ import suite
 from suite import data, ledger, machine, registry, rundir
 from suite import record as record_files
 from suite.batches import count_steps
-from suite.compare import attribution, comparison, determinism, noise
+from suite.compare import attribution, comparison, determinism, noise, repro
 from suite.compare.plan import (
     Options,
     Task,
@@ -152,12 +152,27 @@ def _run_workers(run_dir: Path, record: dict[str, Any], spec: Spec, prepared: da
         reference = planned[0].target
         for task in tasks:
             _run_task(session, task, options, reference, disk_full, on_event)
-        for task in followup_tasks(run_dir, record, spec, planned, options):
-            record["backends"][task.name] = BackendEntry(task.role, target=task.target).to_dict()
-            session.save()
-            _run_task(session, task, options, reference, disk_full, on_event)
+        # the verdicts so far decide the runs still to make: twins and parts, then (with
+        # what those found) the reproducers
+        rows = comparison.summary_rows(run_dir)
+        followups = followup_tasks(rows, record, spec, planned, options) if rows else []
+        for task in followups:
+            _run_followup(session, task, options, reference, disk_full, on_event)
+        rows = comparison.summary_rows(run_dir) if followups else rows
+        for task in repro.tasks(run_dir, rows, record, spec, planned) if rows else []:
+            _run_followup(session, task, options, reference, disk_full, on_event)
+            repro.finish(run_dir, record, task, planned, options.timeout_s)
     if disk_full:  # the run is whole, but a backend's record did not fit: not a pass
         raise DiskFull(disk_full[0])
+
+
+def _run_followup(session: Session, task: Task, options: Options, reference: str,
+                  disk_full: list[str], on_event: ProgressFn) -> None:
+    """A run decided once the lockstep runs were judged: in run.json before it starts."""
+    session.record["backends"][task.name] = BackendEntry(task.role,
+                                                         target=task.target).to_dict()
+    session.save()
+    _run_task(session, task, options, reference, disk_full, on_event)
 
 
 def _run_task(session: Session, task: Task, options: Options, reference: str,
@@ -170,6 +185,8 @@ def _run_task(session: Session, task: Task, options: Options, reference: str,
              "timing": {"enabled": task.timing}, "repeat": options.repeats(task)}
     if task.role == "parts":
         order.update(mode="parts", reference=reference, variant=task.variant)
+    if task.role == "repro":
+        order.update(mode="repro", repro=task.repro)
     result = run_backend_worker(
         WORKER, task.name, task.env, order, session.scratch, session.scratch / task.name,
         rundir.worker_log(run_dir, task.name),
@@ -190,16 +207,11 @@ def _run_task(session: Session, task: Task, options: Options, reference: str,
                          "reason": result.get("reason")})
 
 
-def followup_tasks(run_dir: Path, record: dict[str, Any], spec: Spec, planned: list[Task],
-                   options: Options) -> list[Task]:
+def followup_tasks(rows: list[SummaryRow], record: dict[str, Any], spec: Spec,
+                   planned: list[Task], options: Options) -> list[Task]:
     """The runs still to make once the lockstep runs are judged: for each backend outside
     the noise (suite.compare.attribution.wanted), its twin where a ledger entry has one
     (suite.ledger.twins) and its parts run where --attribution asks for one."""
-    try:
-        summary = comparison.build_tables(run_dir).summary
-    except (OSError, ValueError, KeyError, record_files.DamagedRecord):
-        return []  # the tables, made at the end, will name what cannot be read
-    rows = [rundir.row_from_cells(SummaryRow, cells) for cells in summary.to_dict("records")]
     by_name = {task.name: task for task in planned if task.role == "backend"}
     todo = []
     for name in attribution.wanted("auto", rows, ("fail",)):  # a twin explains fails only

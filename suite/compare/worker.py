@@ -26,7 +26,7 @@ import numpy as np
 
 from backends.base import Backend, Params, dense_names
 from suite import batches, record, registry
-from suite.compare import parts
+from suite.compare import parts, repro_state
 from suite.errors import DiskFull
 from suite.record_policy import EVERY_STEP, Policy
 from suite.spec import Spec, from_dict
@@ -87,6 +87,7 @@ class Plan(Job):
         self.meta["mode"] = task.get("mode", "lockstep")  # or "parts" (attribution)
         self.meta["reference"] = task.get("reference")  # the reference's target, for parts
         self.meta["variant"] = task.get("variant")  # the ledger variant's options, for parts
+        self.meta["repro"] = task.get("repro")  # a repro run's order (suite.compare.repro)
         arrays = np.load(folder / "plan.npz")
         params = {k[len("params/"):]: arrays[k] for k in arrays.files if k.startswith("params/")}
         super().__init__(from_dict(self.meta["spec"], source="plan"), arrays["x"], arrays["y"],
@@ -211,6 +212,12 @@ def run(plan_dir: Path, out: Path) -> dict[str, Any]:
         result.update(status="unsupported", reason="; ".join(missing))
         return result
     policy = Policy.from_dict(plan.meta.get("record"))
+    if plan.meta["mode"] == "repro":  # a reproducer's state: the reference to its step
+        order = plan.meta["repro"]
+        state = out / "repro" / f"{order['meta']['backend']}.npz"
+        result["repro"] = repro_state.write_state(registry.import_target(info["target"]),
+                                                  plan, order, plan.meta["threads"], state)
+        return result
     if plan.meta["mode"] == "parts":  # attribution: the parts alone (suite.compare.parts)
         reference = registry.import_target(plan.meta["reference"])
         try:
